@@ -1,0 +1,25 @@
+{
+  "targets": [
+    {
+      "target_name": "forkd",
+      "sources": [
+        "native/addon.cc",
+        "native/errors.cc",
+        "native/dontfork.cc",
+        "native/platform_park.cc",
+        "native/fork.cc",
+        "native/exit.cc",
+        "native/wait.cc",
+        "native/signals.cc",
+        "native/process.cc",
+        "native/exec.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_DISABLE_CPP_EXCEPTIONS", "_GNU_SOURCE"],
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "conditions": [
+        ["OS!='linux'", { "type": "none", "sources": [] }]
+      ]
+    }
+  ]
+}

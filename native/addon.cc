@@ -1,0 +1,60 @@
+// Registration only: every function lives in the file of its concern, and all
+// validation and policy live in TypeScript (src/lib/native.ts and callers).
+#include <napi.h>
+
+#include <string>
+
+#include "dontfork.h"
+#include "exec.h"
+#include "exit.h"
+#include "fork.h"
+#include "process.h"
+#include "signals.h"
+#include "wait.h"
+
+namespace forkd {
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  // Install the madvise filter while the heap is still small: every page V8
+  // maps from now on stays inherited by children.
+  std::string error;
+  if (!EnsureHeapForkable(&error)) {
+    Napi::Error::New(env, "forkd: cannot make the V8 heap forkable: " + error).ThrowAsJavaScriptException();
+    return exports;
+  }
+  exports.Set("fork", Napi::Function::New(env, Fork));
+  exports.Set("threadCount", Napi::Function::New(env, ThreadCount));
+  exports.Set("platformWorkers", Napi::Function::New(env, PlatformWorkers));
+  exports.Set("isForkedChild", Napi::Function::New(env, IsForkedChild));
+  exports.Set("dontforkMappings", Napi::Function::New(env, DontforkMappings));
+  exports.Set("madviseFilterInstalled", Napi::Function::New(env, MadviseFilterInstalled));
+  exports.Set("exitNow", Napi::Function::New(env, ExitNow));
+  exports.Set("dieBySignal", Napi::Function::New(env, DieBySignal));
+  exports.Set("writeSync", Napi::Function::New(env, WriteSync));
+  exports.Set("armDrainWatch", Napi::Function::New(env, ArmDrainWatch));
+  exports.Set("watchExit", Napi::Function::New(env, WatchExit));
+  exports.Set("refExit", Napi::Function::New(env, RefExit));
+  exports.Set("cancelExitWatch", Napi::Function::New(env, CancelExitWatch));
+  exports.Set("tryWait", Napi::Function::New(env, TryWait));
+  exports.Set("kill", Napi::Function::New(env, Kill));
+  exports.Set("killpg", Napi::Function::New(env, KillPg));
+  exports.Set("getpid", Napi::Function::New(env, GetPid));
+  exports.Set("getppid", Napi::Function::New(env, GetPpid));
+  exports.Set("setsid", Napi::Function::New(env, SetSid));
+  exports.Set("setpgid", Napi::Function::New(env, SetPgid));
+  exports.Set("getpgid", Napi::Function::New(env, GetPgid));
+  exports.Set("setProcessTitle", Napi::Function::New(env, SetProcessTitle));
+  exports.Set("setDeathSignal", Napi::Function::New(env, SetDeathSignal));
+  exports.Set("setChildSubreaper", Napi::Function::New(env, SetChildSubreaper));
+  exports.Set("redirectFd", Napi::Function::New(env, RedirectFd));
+  exports.Set("closeFdsExcept", Napi::Function::New(env, CloseFdsExcept));
+  exports.Set("openFds", Napi::Function::New(env, OpenFds));
+  exports.Set("execve", Napi::Function::New(env, Execve));
+  return exports;
+}
+
+}  // namespace forkd
+
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) { return forkd::Init(env, exports); }
+
+NODE_API_MODULE(NODE_GYP_MODULE_NAME, InitAddon)

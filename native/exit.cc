@@ -1,0 +1,153 @@
+// How a forked child leaves. Node's own exit path (process.exit(), a loop
+// that runs dry, a fatal exception) joins the V8 platform's worker threads and
+// drains their queue; the child has neither, so that path segfaults or hangs.
+// The child instead runs its exit listeners in JS, then comes here: what
+// libuv still holds for stdout/stderr is written out, and the process ends
+// with _exit() (or by re-raising the signal that killed it), never returning
+// to Node's teardown.
+#include "exit.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "child_state.h"
+#include "errors.h"
+
+namespace forkd {
+namespace {
+
+constexpr int kFlushTimeoutMs = 5000;
+
+long long NowMs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+// Writes all of buf, waiting (bounded) when a non-blocking fd says EAGAIN.
+// Returns bytes written; stops early on error or deadline.
+size_t WriteAll(int fd, const char* buf, size_t len, long long deadline) {
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = write(fd, buf + done, len - done);
+    if (n > 0) {
+      done += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) {
+      long long left = deadline - NowMs();
+      if (left <= 0) break;
+      pollfd p{fd, POLLOUT, 0};
+      poll(&p, 1, static_cast<int>(left));
+      continue;
+    }
+    break;
+  }
+  return done;
+}
+
+struct uv_queue_links {
+  uv_queue_links* next;
+  uv_queue_links* prev;
+};
+
+// Writes out, in order, the requests libuv has queued on a stdout/stderr
+// stream because the pipe was full. Their callbacks never run: the process is
+// about to end.
+void FlushHandle(uv_handle_t* handle, void* arg) {
+  if (handle->type != UV_NAMED_PIPE && handle->type != UV_TTY && handle->type != UV_TCP) return;
+  uv_os_fd_t fd;
+  if (uv_fileno(handle, &fd) != 0 || (fd != 1 && fd != 2)) return;
+  auto* stream = reinterpret_cast<uv_stream_t*>(handle);
+  long long deadline = *static_cast<long long*>(arg);
+  auto* head = reinterpret_cast<uv_queue_links*>(&stream->write_queue);
+  for (auto* q = head->next; q != head; q = q->next) {
+    // uv_write_t's queue link is its first private field; libuv advances
+    // bufs[write_index] in place as it writes part of a buffer.
+    uv_write_t* req = reinterpret_cast<uv_write_t*>(reinterpret_cast<char*>(q) - offsetof(uv_write_t, queue));
+    for (unsigned i = req->write_index; i < req->nbufs; i++)
+      WriteAll(fd, req->bufs[i].base, req->bufs[i].len, deadline);
+  }
+}
+
+void FlushStdio(Napi::Env env) {
+  uv_loop_t* loop = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) return;
+  long long deadline = NowMs() + kFlushTimeoutMs;
+  uv_walk(loop, FlushHandle, &deadline);
+}
+
+uv_prepare_t* g_drain_watch = nullptr;
+Napi::FunctionReference g_drain_callback;
+
+void OnPrepare(uv_prepare_t* handle) {
+  uv_loop_t* loop = handle->loop;
+  // This watch is the only active, referenced handle and nothing else is
+  // pending: Node would now leave uv_run() and start its own teardown.
+  bool dry = loop->active_handles <= 1 && loop->active_reqs.count == 0 && loop->closing_handles == nullptr;
+  if (!dry) return;
+  Napi::Env env = g_drain_callback.Env();
+  Napi::HandleScope scope(env);
+  Napi::AsyncContext context(env, "forkd:drain");
+  g_drain_callback.MakeCallback(env.Global(), {}, context);
+}
+
+}  // namespace
+
+Napi::Value ExitNow(const Napi::CallbackInfo& info) {
+  int code = 0;
+  if (info.Length() > 0 && !ArgInt(info, 0, &code)) return info.Env().Undefined();
+  FlushStdio(info.Env());
+  _exit(code & 0xff);
+}
+
+Napi::Value DieBySignal(const Napi::CallbackInfo& info) {
+  int signo;
+  if (!ArgInt(info, 0, &signo)) return info.Env().Undefined();
+  FlushStdio(info.Env());
+  struct sigaction dfl;
+  memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  sigaction(signo, &dfl, nullptr);
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, signo);
+  pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+  raise(signo);
+  // Only reached for a signal whose default action is not to terminate.
+  _exit(128 + signo);
+}
+
+Napi::Value WriteSync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd, timeout_ms;
+  if (!ArgInt(info, 0, &fd)) return env.Undefined();
+  if (info.Length() < 2 || !info[1].IsBuffer()) return ThrowType(env, "argument 1 must be a Buffer");
+  if (!ArgInt(info, 2, &timeout_ms)) return env.Undefined();
+  Napi::Buffer<char> buf = info[1].As<Napi::Buffer<char>>();
+  size_t n = WriteAll(fd, buf.Data(), buf.Length(), NowMs() + timeout_ms);
+  return Napi::Number::New(env, static_cast<double>(n));
+}
+
+Napi::Value ArmDrainWatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsFunction()) return ThrowType(env, "argument 0 must be a function");
+  if (!g_is_forked_child) return ThrowType(env, "armDrainWatch is only for a forked child");
+  uv_loop_t* loop = nullptr;
+  napi_get_uv_event_loop(env, &loop);
+  g_drain_callback = Napi::Persistent(info[0].As<Napi::Function>());
+  if (g_drain_watch == nullptr) {
+    g_drain_watch = new uv_prepare_t;
+    uv_prepare_init(loop, g_drain_watch);
+    uv_prepare_start(g_drain_watch, OnPrepare);
+  }
+  return env.Undefined();
+}
+
+}  // namespace forkd

@@ -1,0 +1,15 @@
+#pragma once
+#include <napi.h>
+
+namespace forkd {
+// JS: exitNow(code) -> never. Flushes what libuv still queues for stdout and
+// stderr, then _exit(code).
+Napi::Value ExitNow(const Napi::CallbackInfo& info);
+// JS: dieBySignal(signo) -> never. Flushes, then dies of the signal itself.
+Napi::Value DieBySignal(const Napi::CallbackInfo& info);
+// JS: writeSync(fd, buffer, timeoutMs) -> bytes written; waits out EAGAIN.
+Napi::Value WriteSync(const Napi::CallbackInfo& info);
+// JS: armDrainWatch(callback): in a forked child, calls callback when the
+// event loop is about to run dry (nothing but this watch keeps it alive).
+Napi::Value ArmDrainWatch(const Napi::CallbackInfo& info);
+}  // namespace forkd

@@ -1,0 +1,138 @@
+// Process control a daemon and its children need: identity, sessions and
+// groups, the name `ps` shows, parent-death and subreaper flags, stdio
+// redirection and fd hygiene.
+#include "process.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <set>
+#include <string>
+
+#include "errors.h"
+
+namespace forkd {
+
+Napi::Value GetPid(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), getpid()); }
+Napi::Value GetPpid(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), getppid()); }
+
+Napi::Value SetSid(const Napi::CallbackInfo& info) {
+  pid_t sid = setsid();
+  if (sid < 0) return ThrowErrno(info.Env(), errno, "setsid", errno == EPERM ? "this process already leads a process group" : nullptr);
+  return Napi::Number::New(info.Env(), sid);
+}
+
+Napi::Value SetPgid(const Napi::CallbackInfo& info) {
+  int pid, pgid;
+  if (!ArgInt(info, 0, &pid) || !ArgInt(info, 1, &pgid)) return info.Env().Undefined();
+  if (setpgid(pid, pgid) != 0) return ThrowErrno(info.Env(), errno, "setpgid");
+  return info.Env().Undefined();
+}
+
+Napi::Value GetPgid(const Napi::CallbackInfo& info) {
+  int pid = 0;
+  if (info.Length() > 0 && !ArgInt(info, 0, &pid)) return info.Env().Undefined();
+  pid_t pgid = getpgid(pid);
+  if (pgid < 0) return ThrowErrno(info.Env(), errno, "getpgid");
+  return Napi::Number::New(info.Env(), pgid);
+}
+
+Napi::Value SetProcessTitle(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) return ThrowType(env, "argument 0 must be a string");
+  std::string title = info[0].As<Napi::String>().Utf8Value();
+  // uv_set_process_title rewrites the argv area node reserved at start-up
+  // (what `ps` prints, truncated to that area's length); prctl sets the
+  // 15-byte thread name that `top` and /proc/PID/comm show.
+  int err = uv_set_process_title(title.c_str());
+  if (err != 0) return ThrowErrno(env, -err, "uv_set_process_title");
+  if (prctl(PR_SET_NAME, title.substr(0, 15).c_str()) != 0) return ThrowErrno(env, errno, "prctl");
+  return env.Undefined();
+}
+
+Napi::Value SetDeathSignal(const Napi::CallbackInfo& info) {
+  int signo;
+  if (!ArgInt(info, 0, &signo)) return info.Env().Undefined();
+  if (prctl(PR_SET_PDEATHSIG, signo) != 0) return ThrowErrno(info.Env(), errno, "prctl");
+  return info.Env().Undefined();
+}
+
+Napi::Value SetChildSubreaper(const Napi::CallbackInfo& info) {
+  bool on = info.Length() < 1 || info[0].ToBoolean().Value();
+  if (prctl(PR_SET_CHILD_SUBREAPER, on ? 1 : 0) != 0) return ThrowErrno(info.Env(), errno, "prctl");
+  return info.Env().Undefined();
+}
+
+// redirectFd(path, targetFd, append, mode): opens path and makes it targetFd.
+Napi::Value RedirectFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) return ThrowType(env, "argument 0 must be a path");
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  int target, mode;
+  if (!ArgInt(info, 1, &target) || !ArgInt(info, 3, &mode)) return env.Undefined();
+  bool append = info[2].ToBoolean().Value();
+  int flags = O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (append ? O_APPEND : O_TRUNC);
+  if (target == 0) flags = O_RDONLY | O_CLOEXEC;
+  int fd;
+  do {
+    fd = open(path.c_str(), flags, mode);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) return ThrowErrno(env, errno, "open", path.c_str());
+  if (fd != target) {
+    int r;
+    do {
+      r = dup2(fd, target);
+    } while (r < 0 && errno == EINTR);
+    int saved = errno;
+    close(fd);
+    if (r < 0) return ThrowErrno(env, saved, "dup2");
+  }
+  return env.Undefined();
+}
+
+std::set<int> ListFds() {
+  std::set<int> fds;
+  DIR* dir = opendir("/proc/self/fd");
+  if (dir == nullptr) return fds;
+  int self = dirfd(dir);
+  while (dirent* entry = readdir(dir)) {
+    if (entry->d_name[0] == '.') continue;
+    int fd = atoi(entry->d_name);
+    if (fd != self) fds.insert(fd);
+  }
+  closedir(dir);
+  return fds;
+}
+
+// closeFdsExcept(keep[]): closes every fd >= 3 not in keep. For a child that
+// will exec, or must not hold the parent's files open.
+Napi::Value CloseFdsExcept(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::set<int> keep{0, 1, 2};
+  if (info.Length() > 0 && info[0].IsArray()) {
+    Napi::Array arr = info[0].As<Napi::Array>();
+    for (uint32_t i = 0; i < arr.Length(); i++) keep.insert(arr.Get(i).As<Napi::Number>().Int32Value());
+  }
+  int closed = 0;
+  for (int fd : ListFds()) {
+    if (keep.count(fd) != 0) continue;
+    if (close(fd) == 0) closed++;
+  }
+  return Napi::Number::New(env, closed);
+}
+
+Napi::Value OpenFds(const Napi::CallbackInfo& info) {
+  std::set<int> fds = ListFds();
+  Napi::Array out = Napi::Array::New(info.Env(), fds.size());
+  uint32_t i = 0;
+  for (int fd : fds) out.Set(i++, fd);
+  return out;
+}
+
+}  // namespace forkd

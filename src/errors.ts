@@ -1,0 +1,40 @@
+// Runs in every forkd process. The errors forkd throws, each with a stable
+// code (listed in docs/errors.md; test/errors.test.js checks the two match).
+
+export const codes = {
+  FORKD_ERR_PLATFORM: 'forkd runs on Linux x86-64 with Node.js 20 only',
+  FORKD_ERR_NATIVE_MISSING: 'the native addon is not built',
+  FORKD_ERR_INVALID_ARG: 'an argument has the wrong type or value',
+  FORKD_ERR_FORK_UNSAFE: 'the process is in a state where fork() is not safe',
+  FORKD_ERR_NOT_FORKED_CHILD: 'only a process created by forkd.fork() may do this',
+  FORKD_ERR_RESULT_NOT_SERIALIZABLE: 'the job returned a value JSON cannot carry',
+  FORKD_ERR_CHILD_LOST: 'the child ended without reporting its result',
+  FORKD_ERR_UNKNOWN_HANDLER: 'no handler of that name is registered',
+  FORKD_ERR_APP_LOAD: 'the application module failed to load',
+  FORKD_ERR_ZYGOTE_UNAVAILABLE: 'the zygote is not running',
+  FORKD_ERR_SPAWN_TIMEOUT: 'the forked child did not report back in time',
+  FORKD_ERR_TOO_MANY_RUNNING: 'the limit of concurrently running jobs is reached',
+  FORKD_ERR_DUPLICATE_ID: 'a run with that id already exists',
+  FORKD_ERR_RUN_NOT_FOUND: 'no run has that id',
+  FORKD_ERR_RUN_RUNNING: 'the run is still running',
+  FORKD_ERR_PROTOCOL: 'a message on a forkd channel is malformed',
+  FORKD_ERR_STATE_FILE: 'the state file is missing, foreign or corrupt',
+  FORKD_ERR_HTTP: 'the daemon answered with an error',
+  FORKD_ERR_CONNECT: 'the daemon could not be reached',
+} as const;
+
+export type ErrorCode = keyof typeof codes;
+
+export class ForkdError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ForkdError';
+    this.code = code;
+  }
+}
+
+export function invalidArg(name: string, expected: string, got: unknown): ForkdError {
+  const shown = typeof got === 'string' ? JSON.stringify(got) : typeof got === 'object' ? (got === null ? 'null' : 'an object') : String(got);
+  return new ForkdError('FORKD_ERR_INVALID_ARG', `${name} must be ${expected}, got ${shown}`);
+}

@@ -1,0 +1,67 @@
+// Runs in every forkd process. Loads the addon and declares its typed face;
+// the C++ side only makes syscalls, all validation happens in TypeScript.
+import { ForkdError } from './errors';
+
+export interface NativeExitInfo {
+  pid: number;
+  /** false when the process exited but was reaped by someone else */
+  reaped: boolean;
+  code: number | null;
+  signal: number | null;
+  coreDumped: boolean;
+  rusage: { userMs: number; systemMs: number; maxRssKb: number };
+}
+
+export interface Native {
+  fork(opts: { deathSignal?: number; keepFds?: number[]; parkTimeoutMs?: number }): number;
+  threadCount(): number;
+  platformWorkers(): number;
+  isForkedChild(): boolean;
+  dontforkMappings(): number;
+  madviseFilterInstalled(): boolean;
+  exitNow(code: number): never;
+  dieBySignal(signo: number): never;
+  writeSync(fd: number, data: Buffer, timeoutMs: number): number;
+  armDrainWatch(callback: () => void): void;
+  watchExit(pid: number, callback: (info: NativeExitInfo) => void): number;
+  refExit(id: number, ref: boolean): void;
+  cancelExitWatch(id: number): void;
+  tryWait(pid: number): NativeExitInfo | null;
+  kill(pid: number, signo: number): boolean;
+  killpg(pgid: number, signo: number): boolean;
+  getpid(): number;
+  getppid(): number;
+  setsid(): number;
+  setpgid(pid: number, pgid: number): void;
+  getpgid(pid?: number): number;
+  setProcessTitle(title: string): void;
+  setDeathSignal(signo: number): void;
+  setChildSubreaper(on: boolean): void;
+  redirectFd(path: string, fd: number, append: boolean, mode: number): void;
+  closeFdsExcept(keep: number[]): number;
+  openFds(): number[];
+  execve(file: string, argv: string[], env: string[], keepFds: number[]): never;
+}
+
+function load(): Native {
+  if (process.platform !== 'linux' || process.arch !== 'x64') {
+    throw new ForkdError('FORKD_ERR_PLATFORM', `forkd needs Linux x86-64; this is ${process.platform}-${process.arch}. Run jobs with child_process here instead.`);
+  }
+  const major = Number(process.versions.node.split('.')[0]);
+  if (major !== 20) {
+    throw new ForkdError('FORKD_ERR_PLATFORM', `forkd is built against Node.js 20's internals (libuv 1.46, V8 11.3); this is Node.js ${process.versions.node}.`);
+  }
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    return require('bindings')('forkd') as Native;
+  } catch (cause) {
+    throw new ForkdError(
+      'FORKD_ERR_NATIVE_MISSING',
+      `cannot load forkd's native addon (build/Release/forkd.node): ${(cause as Error).message.split('\n')[0]}. ` +
+        'Build it with `npm install` (or `npx node-gyp rebuild`) in the forkd package; it needs python3, make and g++.',
+      { cause },
+    );
+  }
+}
+
+export const native: Native = load();
