@@ -49,6 +49,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("redirectFd", Napi::Function::New(env, RedirectFd));
   exports.Set("closeFdsExcept", Napi::Function::New(env, CloseFdsExcept));
   exports.Set("openFds", Napi::Function::New(env, OpenFds));
+  exports.Set("pipe", Napi::Function::New(env, Pipe));
+  exports.Set("closeFd", Napi::Function::New(env, CloseFd));
+  exports.Set("flushStdio", Napi::Function::New(env, FlushStdioJs));
   exports.Set("execve", Napi::Function::New(env, Execve));
   return exports;
 }

@@ -73,6 +73,7 @@ void FlushHandle(uv_handle_t* handle, void* arg) {
     uv_write_t* req = reinterpret_cast<uv_write_t*>(reinterpret_cast<char*>(q) - offsetof(uv_write_t, queue));
     for (unsigned i = req->write_index; i < req->nbufs; i++)
       WriteAll(fd, req->bufs[i].base, req->bufs[i].len, deadline);
+    req->write_index = req->nbufs;  // a second flush must not repeat it
   }
 }
 
@@ -86,16 +87,23 @@ void FlushStdio(Napi::Env env) {
 uv_prepare_t* g_drain_watch = nullptr;
 Napi::FunctionReference g_drain_callback;
 
+// This watch is the only active, referenced handle and nothing else is
+// pending: Node would now leave uv_run() and start its own teardown.
+bool LoopIsDry(uv_loop_t* loop) {
+  return loop->active_handles <= 1 && loop->active_reqs.count == 0 && loop->closing_handles == nullptr;
+}
+
 void OnPrepare(uv_prepare_t* handle) {
   uv_loop_t* loop = handle->loop;
-  // This watch is the only active, referenced handle and nothing else is
-  // pending: Node would now leave uv_run() and start its own teardown.
-  bool dry = loop->active_handles <= 1 && loop->active_reqs.count == 0 && loop->closing_handles == nullptr;
-  if (!dry) return;
+  if (!LoopIsDry(loop)) return;
   Napi::Env env = g_drain_callback.Env();
   Napi::HandleScope scope(env);
   Napi::AsyncContext context(env, "forkd:drain");
-  g_drain_callback.MakeCallback(env.Global(), {}, context);
+  // As in Node: 'beforeExit' may schedule more work; only a loop still dry
+  // after it (and the ticks it queued) ends the process.
+  g_drain_callback.MakeCallback(env.Global(), {Napi::String::New(env, "beforeExit")}, context);
+  if (!LoopIsDry(loop)) return;
+  g_drain_callback.MakeCallback(env.Global(), {Napi::String::New(env, "exit")}, context);
 }
 
 }  // namespace
@@ -105,6 +113,11 @@ Napi::Value ExitNow(const Napi::CallbackInfo& info) {
   if (info.Length() > 0 && !ArgInt(info, 0, &code)) return info.Env().Undefined();
   FlushStdio(info.Env());
   _exit(code & 0xff);
+}
+
+Napi::Value FlushStdioJs(const Napi::CallbackInfo& info) {
+  FlushStdio(info.Env());
+  return info.Env().Undefined();
 }
 
 Napi::Value DieBySignal(const Napi::CallbackInfo& info) {

@@ -5,6 +5,8 @@ namespace forkd {
 // JS: exitNow(code) -> never. Flushes what libuv still queues for stdout and
 // stderr, then _exit(code).
 Napi::Value ExitNow(const Napi::CallbackInfo& info);
+// JS: flushStdio(): writes out what libuv queues for stdout/stderr (once).
+Napi::Value FlushStdioJs(const Napi::CallbackInfo& info);
 // JS: dieBySignal(signo) -> never. Flushes, then dies of the signal itself.
 Napi::Value DieBySignal(const Napi::CallbackInfo& info);
 // JS: writeSync(fd, buffer, timeoutMs) -> bytes written; waits out EAGAIN.

@@ -127,6 +127,24 @@ Napi::Value CloseFdsExcept(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, closed);
 }
 
+// pipe() -> [readFd, writeFd], both close-on-exec and blocking.
+Napi::Value Pipe(const Napi::CallbackInfo& info) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return ThrowErrno(info.Env(), errno, "pipe2", errno == EMFILE ? "too many open files (ulimit -n)" : nullptr);
+  Napi::Array out = Napi::Array::New(info.Env(), 2);
+  out.Set(0u, fds[0]);
+  out.Set(1u, fds[1]);
+  return out;
+}
+
+Napi::Value CloseFd(const Napi::CallbackInfo& info) {
+  int fd;
+  if (!ArgInt(info, 0, &fd)) return info.Env().Undefined();
+  // Linux releases the fd even when close() reports EINTR: never retry.
+  if (close(fd) != 0 && errno != EINTR) return ThrowErrno(info.Env(), errno, "close");
+  return info.Env().Undefined();
+}
+
 Napi::Value OpenFds(const Napi::CallbackInfo& info) {
   std::set<int> fds = ListFds();
   Napi::Array out = Napi::Array::New(info.Env(), fds.size());

@@ -13,4 +13,6 @@ Napi::Value SetChildSubreaper(const Napi::CallbackInfo& info);
 Napi::Value RedirectFd(const Napi::CallbackInfo& info);
 Napi::Value CloseFdsExcept(const Napi::CallbackInfo& info);
 Napi::Value OpenFds(const Napi::CallbackInfo& info);
+Napi::Value Pipe(const Napi::CallbackInfo& info);
+Napi::Value CloseFd(const Napi::CallbackInfo& info);
 }  // namespace forkd

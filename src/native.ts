@@ -22,7 +22,8 @@ export interface Native {
   exitNow(code: number): never;
   dieBySignal(signo: number): never;
   writeSync(fd: number, data: Buffer, timeoutMs: number): number;
-  armDrainWatch(callback: () => void): void;
+  flushStdio(): void;
+  armDrainWatch(callback: (phase: 'beforeExit' | 'exit') => void): void;
   watchExit(pid: number, callback: (info: NativeExitInfo) => void): number;
   refExit(id: number, ref: boolean): void;
   cancelExitWatch(id: number): void;
@@ -40,6 +41,8 @@ export interface Native {
   redirectFd(path: string, fd: number, append: boolean, mode: number): void;
   closeFdsExcept(keep: number[]): number;
   openFds(): number[];
+  pipe(): [number, number];
+  closeFd(fd: number): void;
   execve(file: string, argv: string[], env: string[], keepFds: number[]): never;
 }
 

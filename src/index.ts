@@ -1,0 +1,19 @@
+// The package root: the library API. Loading it installs, once, what forking
+// needs from the start: the madvise filter (native), timer and Worker
+// tracking, and the random-stream wrappers.
+import { installRandomWrappers } from './lib/random';
+import { installTracking } from './lib/tracking';
+
+installTracking();
+installRandomWrappers();
+
+export { fork } from './lib/fork';
+export { exit, isForkedChild } from './lib/exit';
+export { forkRun } from './lib/fork-run';
+export type { ForkRunOptions, ForkedChild, ExitInfo, RunContext, OutputTarget } from './lib/fork-run';
+export { atFork } from './lib/at-fork';
+export type { AtForkHooks } from './lib/at-fork';
+export { ExitWatch } from './lib/exit-watch';
+export { kill, killpg, setsid, setpgid, getpgid, setProcessTitle, setDeathSignal, setChildSubreaper, redirectStdio, closeFdsExcept, openFds } from './lib/process-control';
+export { ForkdError, codes } from './errors';
+export type { ErrorCode } from './errors';

@@ -1,0 +1,41 @@
+// Runs in a forked child, right after fork() returned 0 and before any other
+// JavaScript. The native side has repaired the event loop; this resets the
+// process-level state the child must not share with its parent, and installs
+// the only safe way out (see exit.ts).
+import { constants } from 'node:os';
+import { native } from '../native';
+import { installExitPath } from './exit';
+import { reseedChild } from './random';
+import { clearInheritedTimers } from './tracking';
+
+// Listeners the parent registered for its own life: they must not run in the
+// child (the parent's 'exit' handler flushing the parent's state, its SIGTERM
+// handler shutting the parent's server down...).
+const processEvents = ['exit', 'beforeExit', 'uncaughtException', 'uncaughtExceptionMonitor', 'unhandledRejection', 'rejectionHandled', 'message', 'disconnect', 'worker'];
+const signalEvents = Object.keys(constants.signals);
+
+export function resetChildState(): void {
+  // process.pid and process.ppid are values fixed at start-up: left alone, a
+  // child's process.kill(process.pid) would kill its parent.
+  Object.defineProperty(process, 'pid', { value: native.getpid(), writable: false, enumerable: true, configurable: true });
+  Object.defineProperty(process, 'ppid', { value: native.getppid(), writable: true, enumerable: true, configurable: true });
+  for (const event of processEvents) process.removeAllListeners(event);
+  for (const event of signalEvents) if (process.listenerCount(event) > 0) process.removeAllListeners(event);
+  clearInheritedTimers();
+  reseedChild();
+  destroyPooledHttpSockets();
+  installExitPath();
+}
+
+// The keep-alive agents' pooled sockets are the parent's connections (the
+// child's copies were neutralised natively); a request in the child must open
+// its own instead of writing into them.
+function destroyPooledHttpSockets(): void {
+  const loaded = (process as unknown as { moduleLoadList?: string[] }).moduleLoadList ?? [];
+  if (!loaded.includes('NativeModule _http_agent')) return;
+  for (const mod of ['node:http', 'node:https']) {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const agent = (require(mod) as typeof import('node:http')).globalAgent;
+    for (const list of Object.values(agent.freeSockets)) for (const socket of list ?? []) socket.destroy();
+  }
+}

@@ -1,0 +1,270 @@
+// Runs in the process that calls forkRun() (the parent side) and, after the
+// fork, in the child, where only the job runs. The fork itself happens from a
+// setImmediate of our own: a clean point of the event loop, with the caller's
+// stack unwound and its ticks and microtasks drained, so the child never
+// returns into the caller's code.
+import { once } from 'node:events';
+import * as net from 'node:net';
+import { invalidArg } from '../errors';
+import { native } from '../native';
+import { ExitWatch, ExitInfo as WatchedExit } from './exit-watch';
+import { forkProcess } from './fork';
+import { signalNumber } from './signals';
+import { untracked } from './tracking';
+import { runJobInChild } from './job-child';
+
+export interface RunContext {
+  /** The child's pid. */
+  pid: number;
+  /** The parent's pid. */
+  ppid: number;
+  /** Aborted when the child receives SIGTERM: stop cleanly and return. */
+  signal: AbortSignal;
+}
+
+export interface OutputTarget {
+  path: string;
+  /** Append instead of truncating (default false). */
+  append?: boolean;
+}
+
+export interface ForkRunOptions {
+  /** Send the child's stdout to this file. */
+  stdout?: string | OutputTarget;
+  /** Send the child's stderr to this file. */
+  stderr?: string | OutputTarget;
+  /** setsid(): a new session and process group led by the child. */
+  newSession?: boolean;
+  /** setpgid(0, 0): a new process group led by the child (implied by newSession). */
+  processGroup?: boolean;
+  /** The process title `ps` shows for the child. */
+  title?: string;
+  /** Variables set in the child's environment. */
+  env?: Record<string, string>;
+  /** Working directory of the child. */
+  cwd?: string;
+  /** Signal the child gets if this process dies (default 'SIGTERM'); null for none. */
+  deathSignal?: NodeJS.Signals | number | null;
+  /** fds whose libuv handles (servers, sockets) the child may keep using. */
+  keepFds?: number[];
+}
+
+export interface ExitInfo<T> {
+  pid: number;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  coreDumped: boolean;
+  result?: T;
+  error?: { name: string; message: string; stack?: string; code?: string };
+  durationMs: number;
+  rusage: { userMs: number; systemMs: number; maxRssKb: number };
+}
+
+export interface ForkedChild<T> {
+  pid: number;
+  exited: Promise<ExitInfo<T>>;
+  /** Sends a signal (default SIGTERM); false once the child has exited. */
+  kill(signal?: NodeJS.Signals | number): boolean;
+  /** Let this process exit while the child still runs (like ChildProcess.unref()). */
+  unref(): void;
+  ref(): void;
+}
+
+export type ChildOutcome =
+  | { t: 'result'; value?: unknown }
+  | { t: 'error'; error: { name: string; message: string; stack?: string; code?: string } };
+
+interface Pending {
+  fn: (ctx: RunContext) => unknown;
+  options: ValidatedOptions;
+  resolve(child: ForkedChild<unknown>): void;
+  reject(error: unknown): void;
+}
+
+export interface ValidatedOptions {
+  stdout?: OutputTarget;
+  stderr?: OutputTarget;
+  newSession: boolean;
+  processGroup: boolean;
+  title?: string;
+  env?: Record<string, string>;
+  cwd?: string;
+  deathSignal: number;
+  keepFds: number[];
+}
+
+function outputTarget(name: string, value: unknown): OutputTarget | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value === 'string' && value.length > 0) return { path: value };
+  if (value !== null && typeof value === 'object' && typeof (value as OutputTarget).path === 'string' && (value as OutputTarget).path.length > 0) {
+    const append = (value as OutputTarget).append;
+    if (append !== undefined && typeof append !== 'boolean') throw invalidArg(`${name}.append`, 'a boolean', append);
+    return { path: (value as OutputTarget).path, append };
+  }
+  throw invalidArg(name, 'a file path or { path, append }', value);
+}
+
+function validate(options: ForkRunOptions | undefined): ValidatedOptions {
+  if (options === undefined) options = {};
+  if (options === null || typeof options !== 'object') throw invalidArg('options', 'an object', options);
+  for (const key of ['newSession', 'processGroup'] as const) {
+    if (options[key] !== undefined && typeof options[key] !== 'boolean') throw invalidArg(`options.${key}`, 'a boolean', options[key]);
+  }
+  for (const key of ['title', 'cwd'] as const) {
+    if (options[key] !== undefined && (typeof options[key] !== 'string' || options[key]!.length === 0)) throw invalidArg(`options.${key}`, 'a non-empty string', options[key]);
+  }
+  if (options.env !== undefined) {
+    if (options.env === null || typeof options.env !== 'object') throw invalidArg('options.env', 'an object of strings', options.env);
+    for (const [k, v] of Object.entries(options.env)) if (typeof v !== 'string') throw invalidArg(`options.env.${k}`, 'a string', v);
+  }
+  if (options.keepFds !== undefined && (!Array.isArray(options.keepFds) || !options.keepFds.every((fd) => Number.isInteger(fd) && fd >= 0))) {
+    throw invalidArg('options.keepFds', 'an array of fd numbers', options.keepFds);
+  }
+  const deathSignal = options.deathSignal === null ? 0 : signalNumber(options.deathSignal ?? 'SIGTERM', 'options.deathSignal');
+  return {
+    stdout: outputTarget('options.stdout', options.stdout),
+    stderr: outputTarget('options.stderr', options.stderr),
+    newSession: options.newSession ?? false,
+    processGroup: options.processGroup ?? false,
+    title: options.title,
+    env: options.env,
+    cwd: options.cwd,
+    deathSignal,
+    keepFds: options.keepFds ?? [],
+  };
+}
+
+const queue: Pending[] = [];
+let scheduled = false;
+let waitedForStdio = false;
+
+function schedule(): void {
+  if (scheduled) return;
+  scheduled = true;
+  untracked.setImmediate(forkQueued);
+}
+
+// Output the parent still queues for stdout/stderr would be written again by
+// the child. It gets a bounded time to drain; if it is still queued after
+// that, the safety gate refuses the fork and says why.
+function waitForStdio(stream: NodeJS.WriteStream): void {
+  waitedForStdio = true;
+  scheduled = true; // hold further forks until the wait is over
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => (timer = untracked.setTimeout(resolve, 5000)));
+  void Promise.race([once(stream, 'drain'), timeout]).finally(() => {
+    untracked.clearTimeout(timer);
+    scheduled = false;
+    schedule();
+  });
+}
+
+function forkQueued(): void {
+  scheduled = false;
+  const busy = [process.stdout, process.stderr].find((s) => (s.writableLength ?? 0) > 0);
+  if (busy !== undefined && !waitedForStdio) return waitForStdio(busy);
+  waitedForStdio = false;
+  while (queue.length > 0) {
+    const job = queue.shift()!;
+    let pipe: [number, number];
+    try {
+      pipe = native.pipe();
+    } catch (error) {
+      job.reject(error);
+      continue;
+    }
+    let pid: number;
+    const startedAt = performance.now();
+    try {
+      pid = forkProcess({ deathSignal: job.options.deathSignal, keepFds: job.options.keepFds });
+    } catch (error) {
+      for (const fd of pipe) native.closeFd(fd);
+      job.reject(error);
+      continue;
+    }
+    if (pid === 0) {
+      // The child: the other queued jobs are the parent's to fork.
+      queue.length = 0;
+      native.closeFd(pipe[0]);
+      runJobInChild(job.fn, job.options, pipe[1]);
+      return;
+    }
+    native.closeFd(pipe[1]);
+    job.resolve(watchChild(pid, pipe[0], startedAt));
+  }
+}
+
+function parseOutcome(buffer: Buffer): ChildOutcome | undefined {
+  const text = buffer.toString('utf8');
+  const end = text.lastIndexOf('\n');
+  if (end < 0) return undefined;
+  const start = text.lastIndexOf('\n', end - 1) + 1;
+  try {
+    return JSON.parse(text.slice(start, end)) as ChildOutcome;
+  } catch {
+    return undefined;
+  }
+}
+
+function watchChild(pid: number, resultFd: number, startedAt: number): ForkedChild<unknown> {
+  const chunks: Buffer[] = [];
+  const reader = new net.Socket({ fd: resultFd, readable: true, writable: false });
+  reader.on('data', (chunk: Buffer) => chunks.push(chunk));
+  reader.on('error', () => {});
+  const ended = new Promise<void>((resolve) => reader.once('close', () => resolve()));
+  const watch = new ExitWatch(pid);
+  const exited = watch.exited.then(async (info: WatchedExit) => {
+    const durationMs = performance.now() - startedAt;
+    // The result was written before the child exited, but a grandchild may
+    // still hold the pipe open: wait briefly for EOF, not forever.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([ended, new Promise<void>((resolve) => (timer = untracked.setTimeout(resolve, 200)))]);
+    untracked.clearTimeout(timer);
+    reader.destroy();
+    const outcome = parseOutcome(Buffer.concat(chunks));
+    const out: ExitInfo<unknown> = {
+      pid,
+      code: info.code,
+      signal: info.signal,
+      coreDumped: info.coreDumped,
+      durationMs,
+      rusage: info.rusage,
+    };
+    if (outcome?.t === 'result' && 'value' in outcome) out.result = outcome.value;
+    if (outcome?.t === 'error') out.error = outcome.error;
+    return out;
+  });
+  return {
+    pid,
+    exited,
+    kill: (signal: NodeJS.Signals | number = 'SIGTERM') => watch.kill(signalNumber(signal)),
+    unref: () => {
+      watch.unref();
+      reader.unref();
+    },
+    ref: () => {
+      watch.ref();
+      reader.ref();
+    },
+  };
+}
+
+/**
+ * Runs `fn` in a forked child of this process. Resolves once the child
+ * exists; `exited` resolves when it has ended, with fn's return value (JSON)
+ * as `result`, or a thrown error as `error` (exit code 1).
+ */
+export function forkRun<T>(fn: (ctx: RunContext) => T | Promise<T>, options?: ForkRunOptions): Promise<ForkedChild<Awaited<T>>> {
+  if (typeof fn !== 'function') return Promise.reject(invalidArg('fn', 'a function', fn));
+  let validated: ValidatedOptions;
+  try {
+    validated = validate(options);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  return new Promise((resolve, reject) => {
+    queue.push({ fn, options: validated, resolve: resolve as (c: ForkedChild<unknown>) => void, reject });
+    schedule();
+  });
+}
+

@@ -1,0 +1,84 @@
+// Runs in a child created by forkRun(), and only there: applies the options,
+// runs the job, reports its outcome on the result pipe and leaves through the
+// child's exit path. Nothing of the caller's code runs here again.
+import { getEventListeners } from 'node:events';
+import { constants } from 'node:os';
+import { ForkdError } from '../errors';
+import { native } from '../native';
+import { setFatalHandler } from './exit';
+import type { ChildOutcome, RunContext, ValidatedOptions } from './fork-run';
+
+const SIGTERM = constants.signals.SIGTERM;
+
+export function serializeError(error: unknown): { name: string; message: string; stack?: string; code?: string } {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return { name: error.name, message: error.message, stack: error.stack, ...(typeof code === 'string' ? { code } : {}) };
+  }
+  return { name: 'Error', message: `non-error thrown: ${typeof error === 'string' ? error : JSON.stringify(error) ?? String(error)}` };
+}
+
+function applyOptions(options: ValidatedOptions): void {
+  if (options.newSession) native.setsid();
+  else if (options.processGroup) native.setpgid(0, 0);
+  if (options.cwd !== undefined) process.chdir(options.cwd);
+  if (options.env !== undefined) Object.assign(process.env, options.env);
+  if (options.stdout !== undefined) native.redirectFd(options.stdout.path, 1, options.stdout.append ?? false, 0o644);
+  if (options.stderr !== undefined) native.redirectFd(options.stderr.path, 2, options.stderr.append ?? false, 0o644);
+  if (options.title !== undefined) native.setProcessTitle(options.title);
+}
+
+export function runJobInChild(fn: (ctx: RunContext) => unknown, options: ValidatedOptions, resultFd: number): void {
+  let reported = false;
+  const report = (line: string): void => {
+    if (reported) return;
+    reported = true;
+    native.writeSync(resultFd, Buffer.from(`${line}\n`), 5000);
+    native.closeFd(resultFd);
+  };
+  const fail = (error: unknown): void => report(JSON.stringify({ t: 'error', error: serializeError(error) } satisfies ChildOutcome));
+  setFatalHandler(fail);
+
+  const controller = new AbortController();
+  // SIGTERM aborts ctx.signal. A job that listens to it decides when to end;
+  // one that does not dies of the signal, as an unhandled SIGTERM does.
+  process.on('SIGTERM', () => {
+    const listening = getEventListeners(controller.signal, 'abort').length > 0 || controller.signal.onabort !== null || process.listenerCount('SIGTERM') > 1;
+    controller.abort(Object.assign(new Error('the job was asked to stop (SIGTERM)'), { name: 'AbortError', code: 'ABORT_ERR' }));
+    if (!listening) native.dieBySignal(SIGTERM);
+  });
+  // The loop ran dry while the job's promise was still pending: nothing can
+  // ever settle it. Node reports an unsettled top-level await with 13.
+  process.on('beforeExit', () => {
+    if (reported) return;
+    fail(new Error('the job never settled: its promise was still pending when the event loop ran dry'));
+    process.exitCode = 13;
+  });
+
+  try {
+    applyOptions(options);
+  } catch (error) {
+    fail(error);
+    process.exit(1);
+  }
+  const ctx: RunContext = { pid: process.pid, ppid: process.ppid, signal: controller.signal };
+  Promise.resolve()
+    .then(() => fn(ctx))
+    .then(
+      (value) => {
+        let line: string;
+        try {
+          line = JSON.stringify((value === undefined ? { t: 'result' } : { t: 'result', value }) satisfies ChildOutcome);
+        } catch (error) {
+          fail(new ForkdError('FORKD_ERR_RESULT_NOT_SERIALIZABLE', `the job's return value cannot be sent as JSON: ${(error as Error).message}`));
+          process.exit(1);
+        }
+        report(line);
+        process.exit(process.exitCode === undefined ? 0 : Number(process.exitCode));
+      },
+      (error) => {
+        fail(error);
+        process.exit(1);
+      },
+    );
+}
