@@ -5,7 +5,7 @@ const { spawn } = require('node:child_process');
 const path = require('node:path');
 
 const root = path.join(__dirname, '..');
-const uvu = require.resolve('uvu/bin.js', { paths: [root] });
+const uvu = path.join(root, 'node_modules', 'uvu', 'bin.js');
 const args = ['--single-threaded', '--expose-gc', uvu, 'test', '\\.test\\.js$', '-i', 'fixtures', ...process.argv.slice(2)];
 const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
 let out = '';
