@@ -1,0 +1,42 @@
+// Runs in the supervisor. What a run is: the record every front end (HTTP,
+// line protocol, CLI) shows, and what is persisted in the state directory.
+
+export type RunState = 'running' | 'exited' | 'killed' | 'timed_out' | 'lost' | 'failed_to_start';
+
+export const runStates: readonly RunState[] = ['running', 'exited', 'killed', 'timed_out', 'lost', 'failed_to_start'];
+
+export interface RunRecord {
+  id: string;
+  handler: string;
+  args: unknown;
+  state: RunState;
+  pid: number | null;
+  /** Exit code when the process exited; null when it died of a signal or has not ended. */
+  exitCode: number | null;
+  /** Terminating signal ('SIGKILL'), or null. */
+  signal: string | null;
+  /** The handler's return value (JSON), when it returned. */
+  result?: unknown;
+  /** What the handler threw, or why the run could not start / was lost. */
+  error?: { name: string; message: string; stack?: string; code?: string };
+  /** ISO timestamps. */
+  createdAt: string;
+  startedAt: string | null;
+  endedAt: string | null;
+  durationMs: number | null;
+  /** From the request reaching the supervisor to the handler's first line in the child. */
+  forkLatencyMs: number | null;
+  timeoutMs: number | null;
+  rusage: { userMs: number; systemMs: number; maxRssKb: number } | null;
+  /** The child's memory just before it ended (/proc/PID/smaps_rollup): copy-on-write, measured. */
+  memory: { pssKb: number; ussKb: number; rssKb: number } | null;
+  output: { stdoutBytes: number; stderrBytes: number; truncated: boolean };
+}
+
+/** Run ids name directories in the state dir: a strict alphabet, no path tricks. */
+export const RUN_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/** The exit status a Phprocksyd client expects: the code, or 128 + signal number. */
+export function isFinished(record: RunRecord): boolean {
+  return record.state !== 'running';
+}

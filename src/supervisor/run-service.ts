@@ -1,0 +1,64 @@
+// Runs in the supervisor. The operations every front end (HTTP API, line
+// protocol) calls: one place that validates, enforces limits and owns runs.
+import type { RunRecord, RunState } from './run-record';
+
+export interface StartRunRequest {
+  handler: string;
+  args?: unknown;
+  /** Client-chosen id (RUN_ID_PATTERN); generated when absent. */
+  id?: string;
+  timeoutMs?: number;
+  env?: Record<string, string>;
+}
+
+export interface HealthReport {
+  status: 'ok' | 'degraded';
+  pid: number;
+  uptimeMs: number;
+  zygote: {
+    state: 'starting' | 'ready' | 'failed' | 'stopped';
+    pid: number | null;
+    restarts: number;
+    lastError: string | null;
+    /** When the app was loaded, and a version stamp of its code (mtime+size hash). */
+    loadedAt: string | null;
+    appVersion: string | null;
+    loadMs: number | null;
+    handlers: string[];
+  };
+  runs: { running: number; retained: number; maxRunning: number };
+}
+
+export interface RestartResult {
+  ok: boolean;
+  appVersion: string | null;
+  loadedAt: string | null;
+  error?: string;
+}
+
+export type OutputStream = 'stdout' | 'stderr';
+
+/**
+ * Errors thrown are ForkdError with codes: FORKD_ERR_INVALID_ARG (400),
+ * FORKD_ERR_UNKNOWN_HANDLER (404), FORKD_ERR_RUN_NOT_FOUND (404),
+ * FORKD_ERR_DUPLICATE_ID (409), FORKD_ERR_RUN_RUNNING (409),
+ * FORKD_ERR_TOO_MANY_RUNNING (429), FORKD_ERR_ZYGOTE_UNAVAILABLE (503).
+ */
+export interface RunService {
+  /** Forks a run; resolves once the child exists (record state 'running'), or with a 'failed_to_start' record. */
+  start(request: StartRunRequest): Promise<RunRecord>;
+  get(id: string): RunRecord | undefined;
+  list(filter?: { state?: RunState }): RunRecord[];
+  /** Resolves with the record once the run has ended, or with its current state after timeoutMs. */
+  waitForEnd(id: string, timeoutMs: number, signal?: AbortSignal): Promise<RunRecord>;
+  /** Sends a signal to the run's process group; false if it is no longer running. */
+  signal(id: string, signal: string | number): boolean;
+  /** Forgets a finished run and deletes its files. */
+  free(id: string): void;
+  /** Path of the run's captured output file (exists once the run started). */
+  outputPath(id: string, stream: OutputStream): string;
+  health(): HealthReport;
+  restart(): Promise<RestartResult>;
+  /** Stops the daemon gracefully. */
+  stop(): Promise<void>;
+}
