@@ -45,7 +45,15 @@ export function installExitPath(): void {
   });
 }
 
+let lastFatal: unknown;
+
+/** The error that is ending this child (an uncaught exception or rejection), if any. */
+export function fatalError(): unknown {
+  return lastFatal;
+}
+
 function onFatal(error: unknown, kind: 'uncaughtException' | 'unhandledRejection'): void {
+  lastFatal = error;
   if (fatalHandler !== null) fatalHandler(error, kind);
   else printFatal(error);
   process.exit(1);

@@ -1,0 +1,137 @@
+// Runs in the supervisor: the zygote as its parent sees it. Starts the zygote
+// process, talks to it over their private socketpair, and turns its messages
+// into events. Restart policy (backoff) lives in supervisor.ts.
+import { ChildProcess, spawn } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import * as path from 'node:path';
+import { ForkdError } from '../errors';
+import { JsonLineChannel } from '../protocol/json-lines';
+import { FromZygote, SerializedError, SpawnRequest, ToZygote, isFromZygote } from '../protocol/zygote-messages';
+
+export type ZygoteState = 'starting' | 'ready' | 'failed' | 'stopped';
+
+export interface ZygoteInfo {
+  pid: number;
+  handlers: string[];
+  loadMs: number;
+  appVersion: string;
+  loadedAt: string;
+}
+
+export type ExitedMessage = Extract<FromZygote, { t: 'exited' }>;
+
+interface PendingSpawn {
+  resolve(value: { pid: number; forkMs: number }): void;
+  reject(error: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+const ZYGOTE_MAIN = path.join(__dirname, '..', 'zygote', 'main.js');
+
+/**
+ * Events: 'ready' (ZygoteInfo), 'load_failed' (SerializedError),
+ * 'exited' (ExitedMessage), 'spawned' (runId, pid) for spawns that arrive
+ * after their timeout, 'died' ({ code, signal }).
+ */
+export class ZygoteHandle extends EventEmitter {
+  state: ZygoteState = 'starting';
+  info: ZygoteInfo | null = null;
+  loadError: SerializedError | null = null;
+  private child: ChildProcess;
+  private channel: JsonLineChannel<FromZygote, ToZygote>;
+  private pending = new Map<string, PendingSpawn>();
+
+  constructor(app: string, private readonly spawnTimeoutMs: number) {
+    super();
+    // --single-threaded: no V8 background threads, so none is mid-GC or
+    // mid-compile at fork, and children install optimized code themselves.
+    // --expose-gc: the zygote compacts its heap before it starts forking.
+    this.child = spawn(process.execPath, ['--single-threaded', '--expose-gc', ZYGOTE_MAIN, '--app', app], {
+      stdio: ['ignore', 'inherit', 'inherit', 'pipe'],
+    });
+    this.channel = new JsonLineChannel<FromZygote, ToZygote>(this.child.stdio[3] as Socket, isFromZygote);
+    this.channel.on('message', (message: FromZygote) => this.onMessage(message));
+    this.channel.on('error', () => {}); // a broken channel shows up as the zygote's death
+    this.child.on('error', (error) => this.onDied(null, null, error));
+    this.child.on('exit', (code, signal) => this.onDied(code, signal));
+  }
+
+  get pid(): number | null {
+    return this.child.pid ?? null;
+  }
+
+  private onMessage(message: FromZygote): void {
+    switch (message.t) {
+      case 'ready':
+        this.state = 'ready';
+        this.info = { pid: message.pid, handlers: message.handlers, loadMs: message.loadMs, appVersion: message.appVersion, loadedAt: message.loadedAt };
+        this.emit('ready', this.info);
+        break;
+      case 'load_failed':
+        this.state = 'failed';
+        this.loadError = message.error;
+        this.emit('load_failed', message.error);
+        break;
+      case 'spawned': {
+        const pending = this.pending.get(message.runId);
+        if (pending === undefined) {
+          this.emit('spawned', message.runId, message.pid);
+          break;
+        }
+        this.pending.delete(message.runId);
+        clearTimeout(pending.timer);
+        pending.resolve({ pid: message.pid, forkMs: message.forkMs });
+        break;
+      }
+      case 'spawn_failed': {
+        const pending = this.pending.get(message.runId);
+        if (pending === undefined) break;
+        this.pending.delete(message.runId);
+        clearTimeout(pending.timer);
+        pending.reject(Object.assign(new ForkdError('FORKD_ERR_ZYGOTE_UNAVAILABLE', `the zygote could not fork: ${message.error.message}`), { cause: message.error }));
+        break;
+      }
+      case 'exited':
+        this.emit('exited', message);
+        break;
+    }
+  }
+
+  private onDied(code: number | null, signal: NodeJS.Signals | null, error?: Error): void {
+    if (this.state === 'stopped' && this.listenerCount('died') === 0) return;
+    const wasFailed = this.state === 'failed';
+    this.state = wasFailed ? 'failed' : 'stopped';
+    for (const [, pending] of this.pending) {
+      clearTimeout(pending.timer);
+      pending.reject(new ForkdError('FORKD_ERR_ZYGOTE_UNAVAILABLE', 'the zygote died before the run was forked'));
+    }
+    this.pending.clear();
+    this.emit('died', { code, signal, error: error?.message ?? null });
+    this.removeAllListeners('died');
+  }
+
+  /** Asks the zygote to fork a run; rejects with FORKD_ERR_SPAWN_TIMEOUT if it does not answer in time. */
+  spawn(request: Omit<SpawnRequest, 't'>): Promise<{ pid: number; forkMs: number }> {
+    if (this.state !== 'ready') return Promise.reject(new ForkdError('FORKD_ERR_ZYGOTE_UNAVAILABLE', `the zygote is ${this.state}`));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(request.runId);
+        reject(new ForkdError('FORKD_ERR_SPAWN_TIMEOUT', `the zygote did not report the fork of run ${request.runId} within ${this.spawnTimeoutMs} ms`));
+      }, this.spawnTimeoutMs);
+      this.pending.set(request.runId, { resolve, reject, timer });
+      // A closed channel means the zygote is dying: 'exit' rejects this spawn.
+      this.channel.send({ t: 'spawn', ...request });
+    });
+  }
+
+  /** Lets the zygote exit once asked; its running children carry on. */
+  retire(): void {
+    this.state = 'stopped';
+    this.channel.send({ t: 'shutdown' });
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
+    this.child.kill(signal);
+  }
+}

@@ -1,0 +1,83 @@
+// Runs in the zygote: the quiet process that loads the application once and
+// forks a child for every run. It does nothing else, so a child starts clean:
+// no server, no client sockets, no half-done async work to inherit.
+// Started by the supervisor (supervisor/zygote-handle.ts) as
+//   node --single-threaded --expose-gc zygote/main.js --app FILE
+// with its private channel to the supervisor on fd 3.
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { forkRun } from '../lib/fork-run';
+import { serializeError } from '../lib/job-child';
+import { installRandomWrappers } from '../lib/random';
+import { installTracking } from '../lib/tracking';
+import { JsonLineChannel } from '../protocol/json-lines';
+import { FromZygote, SpawnRequest, ToZygote, isToZygote, ChildReport } from '../protocol/zygote-messages';
+import { LoadedApp, loadApp } from './app-loader';
+import { runRequest } from './child';
+
+// Before the application loads: its timers and its captured references to
+// Math.random / randomUUID must go through forkd's wrappers.
+installTracking();
+installRandomWrappers();
+
+const CHANNEL_FD = 3;
+
+function isReport(value: unknown): value is ChildReport {
+  return value !== null && typeof value === 'object' && typeof (value as ChildReport).ok === 'boolean';
+}
+
+function spawn(app: LoadedApp, channel: JsonLineChannel<ToZygote, FromZygote>, request: SpawnRequest): void {
+  const started = performance.now();
+  forkRun((ctx) => runRequest(app, request, ctx), {
+    stdout: path.join(request.runDir, 'stdout'),
+    stderr: path.join(request.runDir, 'stderr'),
+    processGroup: true,
+    // Runs outlive the zygote: if it dies they are re-parented to the
+    // supervisor (a subreaper), which reaps them and records their status.
+    deathSignal: null,
+    title: `forkd run ${request.handler} ${request.runId}`,
+    env: request.env ?? undefined,
+  }).then(
+    (child) => {
+      channel.send({ t: 'spawned', runId: request.runId, pid: child.pid, forkMs: performance.now() - started });
+      void child.exited.then((info) => {
+        const report: ChildReport | null = isReport(info.result) ? info.result : info.error !== undefined ? { handlerStartNs: null, ok: false, error: info.error } : null;
+        channel.send({ t: 'exited', runId: request.runId, pid: info.pid, code: info.code, signal: info.signal, coreDumped: info.coreDumped, rusage: info.rusage, report });
+      });
+    },
+    (error) => channel.send({ t: 'spawn_failed', runId: request.runId, error: serializeError(error) }),
+  );
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { app: { type: 'string' } }, strict: true });
+  if (values.app === undefined) throw new Error('zygote: --app FILE is required');
+  const channel = new JsonLineChannel<ToZygote, FromZygote>(new net.Socket({ fd: CHANNEL_FD, readable: true, writable: true }), isToZygote);
+  // The supervisor is gone (the channel closed): nothing will ask for runs
+  // again. Runs already forked carry on on their own.
+  channel.on('close', () => process.exit(0));
+  channel.on('error', (error: Error) => process.stderr.write(`forkd zygote: ${error.message}\n`));
+
+  let app: LoadedApp;
+  try {
+    app = await loadApp(values.app);
+  } catch (error) {
+    channel.send({ t: 'load_failed', error: serializeError(error) });
+    channel.close();
+    return;
+  }
+  // A compact heap is what the children share; pages the GC would otherwise
+  // move later turn into private copies in every child.
+  (globalThis as { gc?: () => void }).gc?.();
+  channel.on('message', (message: ToZygote) => {
+    if (message.t === 'spawn') spawn(app, channel, message);
+    else if (message.t === 'shutdown') channel.close();
+  });
+  channel.send({ t: 'ready', pid: process.pid, handlers: [...app.handlers.keys()], loadMs: app.loadMs, appVersion: app.version, loadedAt: new Date().toISOString() });
+}
+
+main().catch((error: Error) => {
+  process.stderr.write(`forkd zygote: ${error.stack ?? error.message}\n`);
+  process.exit(1);
+});
