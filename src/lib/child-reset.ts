@@ -33,9 +33,22 @@ export function resetChildState(): void {
 function destroyPooledHttpSockets(): void {
   const loaded = (process as unknown as { moduleLoadList?: string[] }).moduleLoadList ?? [];
   if (!loaded.includes('NativeModule _http_agent')) return;
-  for (const mod of ['node:http', 'node:https']) {
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
-    const agent = (require(mod) as typeof import('node:http')).globalAgent;
-    for (const list of Object.values(agent.freeSockets)) for (const socket of list ?? []) socket.destroy();
-  }
+  // Not only the global agents: any Agent the application made has the same
+  // inherited pool (a request through one failed with EBADF, writing into the
+  // neutralised fd). Agents cannot be enumerated, so each one's pool is
+  // emptied the first time the child uses it; a destroyed free socket is
+  // skipped by addRequest(), which then opens a connection of the child's own.
+  // https.Agent inherits addRequest from http.Agent.
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const { Agent } = require('node:http') as typeof import('node:http');
+  const proto = Agent.prototype as unknown as { addRequest: (...args: unknown[]) => unknown };
+  const addRequest = proto.addRequest;
+  const emptied = new WeakSet<object>();
+  proto.addRequest = function (this: import('node:http').Agent, ...args: unknown[]) {
+    if (!emptied.has(this)) {
+      emptied.add(this);
+      for (const list of Object.values(this.freeSockets)) for (const socket of list ?? []) socket.destroy();
+    }
+    return addRequest.apply(this, args);
+  };
 }
