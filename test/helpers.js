@@ -1,0 +1,157 @@
+// Runs in the uvu process (and, by copy, in the children it forks). Shared
+// test helpers: bounded waits, a ready channel children report on, spawned
+// fixtures whose stderr ends up in the failure message, and /proc readers
+// for zombies and process facts. Not a test file (the runner only loads
+// *.test.js).
+'use strict';
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+
+const root = path.join(__dirname, '..');
+
+/** Resolves with `promise`, or rejects after `ms` naming `what`. */
+function within(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** A child's exit info within `ms`; on timeout the child is SIGKILLed and reaped, then the test fails. */
+async function exitOf(child, ms = 10000) {
+  try {
+    return await within(child.exited, ms, `child ${child.pid} to exit`);
+  } catch (error) {
+    child.kill('SIGKILL');
+    await within(child.exited, 5000, `child ${child.pid} to die after SIGKILL`).catch(() => {});
+    throw error;
+  }
+}
+
+function tmpDir() {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'forkd-test-'));
+}
+
+/**
+ * A unix-socket server children report to: a child calls
+ * `tell(channel.path, line)`, the test awaits `channel.next()`. Lines from
+ * any number of connections arrive in order of receipt.
+ */
+async function readyChannel() {
+  const dir = tmpDir();
+  const socketPath = path.join(dir, 'ready.sock');
+  const lines = [];
+  const waiters = [];
+  const push = (line) => {
+    const waiter = waiters.shift();
+    if (waiter) waiter(line);
+    else lines.push(line);
+  };
+  const server = net.createServer((socket) => {
+    let buffer = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk) => {
+      buffer += chunk;
+      for (let i = buffer.indexOf('\n'); i >= 0; i = buffer.indexOf('\n')) {
+        push(buffer.slice(0, i));
+        buffer = buffer.slice(i + 1);
+      }
+    });
+    socket.on('error', () => {});
+  });
+  await new Promise((resolve, reject) => server.listen(socketPath, resolve).once('error', reject));
+  return {
+    path: socketPath,
+    next(ms = 10000) {
+      if (lines.length > 0) return Promise.resolve(lines.shift());
+      return within(new Promise((resolve) => waiters.push(resolve)), ms, 'a line on the ready channel');
+    },
+    async close() {
+      await new Promise((resolve) => server.close(resolve));
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** In a child: sends one line on a ready channel; resolves once it is written. */
+function tell(socketPath, line) {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(socketPath, () => socket.end(`${line}\n`));
+    socket.on('close', resolve);
+    socket.on('error', reject);
+  });
+}
+
+/**
+ * Runs test/fixtures/<name> in a fresh node with `flags`, bounded by
+ * `timeoutMs` (the fixture is SIGKILLed on timeout). Resolves with its exit
+ * status, stdout, stderr and the last stdout line parsed as JSON.
+ */
+function runFixture(name, { args = [], flags = ['--single-threaded', '--expose-gc'], env = {}, timeoutMs = 30000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const file = path.join(__dirname, 'fixtures', name);
+    const child = spawn(process.execPath, [...flags, file, ...args], {
+      cwd: root,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const out = [];
+    const err = [];
+    child.stdout.on('data', (chunk) => out.push(chunk));
+    child.stderr.on('data', (chunk) => err.push(chunk));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const stdout = Buffer.concat(out).toString('utf8');
+      const stderr = Buffer.concat(err).toString('utf8');
+      const last = stdout.trimEnd().split('\n').pop();
+      let json;
+      try {
+        json = JSON.parse(last);
+      } catch {
+        json = undefined;
+      }
+      const timedOut = signal === 'SIGKILL';
+      resolve({ code, signal, timedOut, stdout, stderr, json });
+    });
+  });
+}
+
+/** Throws (with the fixture's stderr) unless it exited 0 and printed JSON. */
+function fixtureOk(run, name) {
+  if (run.code === 0 && run.json !== undefined) return run.json;
+  const why = run.timedOut ? 'timed out' : `exited with code ${run.code}, signal ${run.signal}`;
+  throw new Error(`fixture ${name} ${why}\n--- stdout:\n${run.stdout.slice(-4000)}\n--- stderr:\n${run.stderr.slice(-4000)}`);
+}
+
+/** Fields of /proc/<pid>/stat after the command name: [state, ppid, pgrp, session, ...]. */
+function procStat(pid) {
+  try {
+    const text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return text.slice(text.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return null;
+  }
+}
+
+/** Processes whose parent is `ppid`, with their state letter (Z = zombie). */
+function childrenOf(ppid = process.pid) {
+  const out = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = procStat(entry);
+    if (stat !== null && Number(stat[1]) === ppid) out.push({ pid: Number(entry), state: stat[0] });
+  }
+  return out;
+}
+
+function zombiesOf(ppid = process.pid) {
+  return childrenOf(ppid).filter((c) => c.state === 'Z');
+}
+
+module.exports = { within, exitOf, tmpDir, readyChannel, tell, runFixture, fixtureOk, procStat, childrenOf, zombiesOf, root };
