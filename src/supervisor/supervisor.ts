@@ -539,6 +539,12 @@ export class Supervisor implements RunService {
     if (this.onStop !== null) await this.onStop();
   }
 
+  /** No new runs from now on; every long-poll in progress is answered with the current state. */
+  beginStop(): void {
+    this.stopping = true;
+    for (const entry of this.runs.values()) for (const wake of [...entry.waiters]) wake();
+  }
+
   /**
    * Graceful end: refuses new runs, waits up to stopTimeoutMs for running
    * ones, then terminates them (SIGTERM, SIGKILL after the kill grace) and
