@@ -141,6 +141,7 @@ int ScanDontfork(bool clear) {
 }  // namespace
 
 bool EnsureHeapForkable(std::string* error) {
+  static bool cleared_once = false;
   if (!g_filter_installed) {
     Dl_info self;
     PatchState state{nullptr, 0};
@@ -148,13 +149,15 @@ bool EnsureHeapForkable(std::string* error) {
     dl_iterate_phdr(&PatchObject, &state);
     g_filter_installed = g_patched_slots > 0 && state.errors == 0;
   }
-  // Mappings made before the filter (or all of them, if it could not be
-  // installed, in which case this pass runs before every fork).
-  int cleared = ScanDontfork(true);
-  if (cleared < 0) {
+  // With the filter in place, only the mappings made before it carry the
+  // flag: one pass clears them for good. Without it (a node whose GOT could
+  // not be patched), the pass runs before every fork.
+  if (cleared_once && g_filter_installed) return true;
+  if (ScanDontfork(true) < 0) {
     *error = std::string("cannot read /proc/self/smaps: ") + strerror(errno);
     return false;
   }
+  cleared_once = true;
   return true;
 }
 
