@@ -4,7 +4,7 @@
 import { native } from '../native';
 import { runChild, runParent, runPrepare } from './at-fork';
 import { resetChildState } from './child-reset';
-import { checkForkSafety } from './gate';
+import { checkForkSafety, warnIfNotSingleThreaded } from './gate';
 
 export interface RawForkOptions {
   /** Signal the child gets when this process dies (PR_SET_PDEATHSIG); 0 for none. */
@@ -22,6 +22,7 @@ export function forkProcess(options: RawForkOptions = {}): number {
     runChild();
   } else {
     runParent(pid);
+    warnIfNotSingleThreaded();
   }
   return pid;
 }

@@ -24,7 +24,9 @@ let warnedThreading = false;
 // Without --single-threaded, V8 compiles optimized code on background threads
 // that a child does not have: CPU-bound code in children ran 3.4x slower
 // (findings, section 3). Forking still works, so this is said once, not refused.
-function warnIfNotSingleThreaded(): void {
+// Called in the parent after the fork: emitWarning queues a tick, and a tick
+// queued before fork() would run in the child as well.
+export function warnIfNotSingleThreaded(): void {
   if (warnedThreading) return;
   warnedThreading = true;
   const flags = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
@@ -36,7 +38,6 @@ function warnIfNotSingleThreaded(): void {
 }
 
 export function checkForkSafety(): void {
-  warnIfNotSingleThreaded();
   if (!isMainThread) refuse('fork() is only possible from the main thread, not from a worker_threads Worker');
   if (process.env.UV_USE_IO_URING === '1') {
     refuse('UV_USE_IO_URING=1 is set; a forked child crashes on its first fs operation with io_uring. Unset it.');
