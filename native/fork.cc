@@ -134,6 +134,12 @@ int RepairLoop(uv_loop_t* loop, const std::set<int>& keep) {
   if (pipe2(pipefd, O_CLOEXEC) != 0) return -errno;
   // The write end stays open (and unused) so the read end never sees EOF.
   RepairContext ctx{pipefd[0], &keep};
+  // The inotify fd refers to the same inotify instance as the parent's: the
+  // uv_fs_event_stop() calls below would inotify_rm_watch() the parent's own
+  // watches (its fs.watch() went silent after the first fork). Point the
+  // child's copy at the placeholder first; uv_loop_fork() then closes it and
+  // the child opens an inotify instance of its own on its first fs.watch().
+  if (loop->inotify_fd >= 0) dup3(ctx.placeholder, loop->inotify_fd, O_CLOEXEC);
   uv_walk(loop, RepairHandle, &ctx);
 
   int err = uv_loop_fork(loop);
