@@ -112,6 +112,25 @@ test('child io: zlib (async gzip/gunzip, sync deflate, streams) works in the chi
   assert.equal(result, { smaller: true, gunzip: true, inflate: true, brotli: true });
 });
 
+test('child io: fs.watch works in the child', async () => {
+  const dir = tmpDir();
+  try {
+    const result = await run(async () => {
+      const seen = new Promise((resolve) => {
+        const watcher = fs.watch(dir, (event, name) => {
+          watcher.close();
+          resolve(name);
+        });
+      });
+      fs.writeFileSync(path.join(dir, 'made-by-child'), 'x');
+      return seen;
+    });
+    assert.is(result, 'made-by-child');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('child io: dns.lookup of localhost works in the child', async () => {
   const result = await run(async () => {
     const one = await dns.promises.lookup('localhost', { family: 4 });

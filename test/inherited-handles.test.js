@@ -1,0 +1,242 @@
+// Servers, sockets and connections the parent had at fork stay the parent's:
+// a child never accepts on them, never reads from or writes to them, never
+// shuts them down, never keeps them open, and never unlinks a unix socket.
+'use strict';
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const net = require('node:net');
+const path = require('node:path');
+const { test } = require('uvu');
+const assert = require('uvu/assert');
+const forkd = require('..');
+const { exitOf, readyChannel, tell, tmpDir, within } = require('./helpers');
+
+function listen(server, ...args) {
+  return new Promise((resolve, reject) => server.listen(...args, resolve).once('error', reject));
+}
+
+function close(server) {
+  return new Promise((resolve) => server.close(resolve));
+}
+
+/** A connected pair inside this process: [client, server-side socket]. */
+async function socketPair(server) {
+  const accepted = new Promise((resolve) => server.once('connection', resolve));
+  const client = net.connect({ port: server.address().port, host: '127.0.0.1', allowHalfOpen: true });
+  await new Promise((resolve, reject) => client.once('connect', resolve).once('error', reject));
+  return [client, await within(accepted, 5000, 'the connection to be accepted')];
+}
+
+/** Forks `count` children that report ready and wait for SIGTERM; returns them once all are ready. */
+async function idleChildren(count, channel, job = () => {}) {
+  const children = [];
+  for (let i = 0; i < count; i++) {
+    children.push(
+      await forkd.forkRun(async (ctx) => {
+        const keepAlive = setInterval(() => {}, 1000);
+        const result = await job();
+        await tell(channel.path, `ready ${process.pid}`);
+        await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve));
+        clearInterval(keepAlive);
+        return result;
+      }),
+    );
+  }
+  for (let i = 0; i < count; i++) assert.match(await channel.next(), /^ready \d+$/);
+  return children;
+}
+
+async function stop(children) {
+  for (const child of children) child.kill('SIGTERM');
+  const infos = [];
+  for (const child of children) infos.push(await exitOf(child));
+  return infos;
+}
+
+test('handles: children never accept() on the parent\'s listening server', async () => {
+  let accepts = 0;
+  const server = net.createServer((socket) => {
+    accepts++;
+    socket.end(`${process.pid}\n`);
+  });
+  await listen(server, 0, '127.0.0.1');
+  const { port } = server.address();
+  const channel = await readyChannel();
+  let children = [];
+  try {
+    children = await idleChildren(3, channel);
+    const replies = await Promise.all(
+      Array.from({ length: 40 }, () =>
+        within(
+          new Promise((resolve, reject) => {
+            let data = '';
+            net.connect(port, '127.0.0.1').setEncoding('utf8').on('data', (d) => (data += d)).on('end', () => resolve(data.trim())).on('error', reject);
+          }),
+          5000,
+          'a reply from the server',
+        ),
+      ),
+    );
+    assert.is(accepts, 40);
+    assert.equal(new Set(replies), new Set([String(process.pid)]));
+  } finally {
+    const infos = await stop(children);
+    for (const info of infos) assert.is(info.code, 0);
+    await channel.close();
+    await close(server);
+  }
+});
+
+test('handles: a child neither steals reads nor re-sends queued writes on a shared connection', async () => {
+  // Half-open, so each direction can be ended on its own.
+  const server = net.createServer({ allowHalfOpen: true });
+  await listen(server, 0, '127.0.0.1');
+  const [client, peer] = await socketPair(server);
+  const channel = await readyChannel();
+  let children = [];
+  try {
+    // 8 MB queued in libuv behind a peer that does not read yet: at fork the
+    // write request is in the parent's write queue.
+    peer.pause();
+    const payload = crypto.randomBytes(8 * 1024 * 1024);
+    const written = new Promise((resolve, reject) => client.write(payload, (err) => (err ? reject(err) : resolve())));
+    assert.ok(client.writableLength > 0, 'the write is still queued at fork');
+    children = await idleChildren(2, channel);
+    const received = [];
+    peer.on('data', (chunk) => received.push(chunk));
+    const peerEnded = new Promise((resolve) => peer.once('end', resolve));
+    peer.resume();
+    await within(written, 10000, 'the queued write to complete');
+    client.end();
+    await within(peerEnded, 10000, 'the peer to see the end');
+    const got = Buffer.concat(received);
+    assert.is(got.length, payload.length, 'exactly the bytes written, once');
+    assert.ok(got.equals(payload));
+    // The other direction: every byte the peer sends reaches the parent.
+    const back = [];
+    client.on('data', (chunk) => back.push(chunk));
+    const clientEnded = new Promise((resolve) => client.once('end', resolve));
+    const reply = crypto.randomBytes(1024 * 1024);
+    peer.end(reply);
+    await within(clientEnded, 10000, 'the client to see the end');
+    assert.ok(Buffer.concat(back).equals(reply), 'no read was stolen by a child');
+  } finally {
+    await stop(children);
+    client.destroy();
+    peer.destroy();
+    await channel.close();
+    await close(server);
+  }
+});
+
+test('handles: end() and destroy() in a child do not shut down the parent\'s connection', async () => {
+  const server = net.createServer();
+  await listen(server, 0, '127.0.0.1');
+  const [client, peer] = await socketPair(server);
+  const events = [];
+  for (const [name, s] of [['client', client], ['peer', peer]]) {
+    s.on('end', () => events.push(`${name} end`));
+    s.on('close', () => events.push(`${name} close`));
+  }
+  try {
+    const child = await forkd.forkRun(() => {
+      client.end();
+      peer.end('written by the child');
+      client.destroy();
+      peer.destroy();
+      return 'done';
+    });
+    const info = await exitOf(child);
+    assert.is(info.code, 0);
+    // A round trip after the child is gone: the connection is whole.
+    const got = new Promise((resolve) => client.once('data', (d) => resolve(d.toString())));
+    peer.write('still open');
+    assert.is(await within(got, 5000, 'data on the parent\'s connection'), 'still open');
+    const got2 = new Promise((resolve) => peer.once('data', (d) => resolve(d.toString())));
+    client.write('both ways');
+    assert.is(await within(got2, 5000, 'data on the parent\'s connection'), 'both ways');
+    assert.equal(events, []);
+  } finally {
+    client.destroy();
+    peer.destroy();
+    await close(server);
+  }
+});
+
+test('handles: a live child does not keep the parent\'s closed connection open', async () => {
+  const server = net.createServer();
+  await listen(server, 0, '127.0.0.1');
+  const [client, peer] = await socketPair(server);
+  const channel = await readyChannel();
+  let children = [];
+  try {
+    children = await idleChildren(1, channel);
+    const peerEnded = new Promise((resolve) => peer.once('end', resolve));
+    client.destroy();
+    // With a copy of the fd in the child, the peer would see EOF only when
+    // the child exits, and the child stays alive until we stop it below.
+    await within(peerEnded, 3000, 'the peer to see EOF while the child is alive');
+  } finally {
+    await stop(children);
+    peer.destroy();
+    await channel.close();
+    await close(server);
+  }
+});
+
+test('handles: closing an inherited unix-socket server in a child leaves the parent\'s socket file', async () => {
+  const dir = tmpDir();
+  const socketPath = path.join(dir, 'server.sock');
+  const server = net.createServer((socket) => socket.end('parent\n'));
+  await listen(server, socketPath);
+  try {
+    const child = await forkd.forkRun(() => new Promise((resolve) => server.close(() => resolve('closed'))));
+    const info = await exitOf(child);
+    assert.is(info.code, 0);
+    assert.is(info.result, 'closed');
+    assert.ok(fs.existsSync(socketPath), 'the socket path still exists');
+    const reply = await within(
+      new Promise((resolve, reject) => {
+        let data = '';
+        net.connect(socketPath).setEncoding('utf8').on('data', (d) => (data += d)).on('end', () => resolve(data)).on('error', reject);
+      }),
+      5000,
+      'a reply on the unix socket',
+    );
+    assert.is(reply, 'parent\n');
+  } finally {
+    await close(server);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('handles: a parent\'s fs.watch callback does not run in the child', async () => {
+  const dir = tmpDir();
+  const seenInChild = [];
+  const watcher = fs.watch(dir, (event, name) => {
+    if (forkd.isForkedChild()) seenInChild.push(name);
+  });
+  const channel = await readyChannel();
+  try {
+    const child = await forkd.forkRun(async () => {
+      await tell(channel.path, 'ready');
+      // The parent writes the file now; give the child's loop a full round
+      // of I/O polls, bounded by its own timer.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      return seenInChild;
+    });
+    assert.is(await channel.next(), 'ready');
+    const seenInParent = new Promise((resolve) => watcher.once('change', resolve));
+    fs.writeFileSync(path.join(dir, 'touched'), 'x');
+    await within(seenInParent, 5000, 'the parent\'s watcher to fire');
+    const info = await exitOf(child);
+    assert.is(info.code, 0);
+    assert.equal(info.result, []);
+  } finally {
+    watcher.close();
+    await channel.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();
