@@ -11,6 +11,8 @@ export { fork } from './lib/fork';
 export { exit, isForkedChild } from './lib/exit';
 export { forkRun } from './lib/fork-run';
 export type { ForkRunOptions, ForkedChild, ExitInfo, RunContext, OutputTarget } from './lib/fork-run';
+export { PreforkPool } from './lib/prefork-pool';
+export type { PreforkPoolOptions, PoolRunOptions } from './lib/prefork-pool';
 export { atFork } from './lib/at-fork';
 export type { AtForkHooks } from './lib/at-fork';
 export { ExitWatch } from './lib/exit-watch';

@@ -104,7 +104,7 @@ function outputTarget(name: string, value: unknown): OutputTarget | undefined {
   throw invalidArg(name, 'a file path or { path, append }', value);
 }
 
-function validate(options: ForkRunOptions | undefined): ValidatedOptions {
+export function validateForkRunOptions(options: ForkRunOptions | undefined): ValidatedOptions {
   if (options === undefined) options = {};
   if (options === null || typeof options !== 'object') throw invalidArg('options', 'an object', options);
   for (const key of ['newSession', 'processGroup'] as const) {
@@ -258,7 +258,7 @@ export function forkRun<T>(fn: (ctx: RunContext) => T | Promise<T>, options?: Fo
   if (typeof fn !== 'function') return Promise.reject(invalidArg('fn', 'a function', fn));
   let validated: ValidatedOptions;
   try {
-    validated = validate(options);
+    validated = validateForkRunOptions(options);
   } catch (error) {
     return Promise.reject(error);
   }

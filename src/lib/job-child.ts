@@ -18,7 +18,8 @@ export function serializeError(error: unknown): { name: string; message: string;
   return { name: 'Error', message: `non-error thrown: ${typeof error === 'string' ? error : JSON.stringify(error) ?? String(error)}` };
 }
 
-function applyOptions(options: ValidatedOptions): void {
+/** Applies forkRun's per-child options in the child (also used by a prefork child when it gets its job). */
+export function applyChildOptions(options: ValidatedOptions): void {
   if (options.newSession) native.setsid();
   else if (options.processGroup) native.setpgid(0, 0);
   if (options.cwd !== undefined) process.chdir(options.cwd);
@@ -56,7 +57,7 @@ export function runJobInChild(fn: (ctx: RunContext) => unknown, options: Validat
   });
 
   try {
-    applyOptions(options);
+    applyChildOptions(options);
   } catch (error) {
     fail(error);
     process.exit(1);

@@ -87,7 +87,7 @@ export class Supervisor implements RunService {
   // ---- zygote lifecycle -------------------------------------------------
 
   private startZygote(): void {
-    this.adoptZygote(new ZygoteHandle(this.config.app, this.config.spawnTimeoutMs));
+    this.adoptZygote(new ZygoteHandle(this.config.app, this.config.spawnTimeoutMs, this.config.prefork));
   }
 
   /** Makes `zygote` the one runs are forked from, and replaces it when it dies. */
@@ -509,7 +509,7 @@ export class Supervisor implements RunService {
    * code). If the new code fails to load, nothing changes.
    */
   async restart(): Promise<RestartResult> {
-    const fresh = new ZygoteHandle(this.config.app, this.config.spawnTimeoutMs);
+    const fresh = new ZygoteHandle(this.config.app, this.config.spawnTimeoutMs, this.config.prefork);
     const outcome = await new Promise<{ ok: true } | { ok: false; error: string }>((resolve) => {
       fresh.once('ready', () => resolve({ ok: true }));
       fresh.once('load_failed', (error) => resolve({ ok: false, error: error.message }));

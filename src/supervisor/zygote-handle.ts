@@ -42,12 +42,12 @@ export class ZygoteHandle extends EventEmitter {
   private channel: JsonLineChannel<FromZygote, ToZygote>;
   private pending = new Map<string, PendingSpawn>();
 
-  constructor(app: string, private readonly spawnTimeoutMs: number) {
+  constructor(app: string, private readonly spawnTimeoutMs: number, prefork = 0) {
     super();
     // --single-threaded: no V8 background threads, so none is mid-GC or
     // mid-compile at fork, and children install optimized code themselves.
     // --expose-gc: the zygote compacts its heap before it starts forking.
-    this.child = spawn(process.execPath, ['--single-threaded', '--expose-gc', ZYGOTE_MAIN, '--app', app], {
+    this.child = spawn(process.execPath, ['--single-threaded', '--expose-gc', ZYGOTE_MAIN, '--app', app, '--prefork', String(prefork)], {
       stdio: ['ignore', 'inherit', 'inherit', 'pipe'],
     });
     this.channel = new JsonLineChannel<FromZygote, ToZygote>(this.child.stdio[3] as Socket, isFromZygote);

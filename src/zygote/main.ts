@@ -7,8 +7,8 @@
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { forkRun } from '../lib/fork-run';
 import { serializeError } from '../lib/job-child';
+import { PreforkPool } from '../lib/prefork-pool';
 import { installRandomWrappers } from '../lib/random';
 import { installTracking } from '../lib/tracking';
 import { JsonLineChannel } from '../protocol/json-lines';
@@ -27,32 +27,32 @@ function isReport(value: unknown): value is ChildReport {
   return value !== null && typeof value === 'object' && typeof (value as ChildReport).ok === 'boolean';
 }
 
-function spawn(app: LoadedApp, channel: JsonLineChannel<ToZygote, FromZygote>, request: SpawnRequest): void {
+function spawn(pool: PreforkPool<SpawnRequest, ChildReport>, channel: JsonLineChannel<ToZygote, FromZygote>, request: SpawnRequest): void {
   const started = performance.now();
-  forkRun((ctx) => runRequest(app, request, ctx), {
-    stdout: path.join(request.runDir, 'stdout'),
-    stderr: path.join(request.runDir, 'stderr'),
-    processGroup: true,
-    // Runs outlive the zygote: if it dies they are re-parented to the
-    // supervisor (a subreaper), which reaps them and records their status.
-    deathSignal: null,
-    title: `forkd run ${request.handler} ${request.runId}`,
-    env: request.env ?? undefined,
-  }).then(
-    (child) => {
-      channel.send({ t: 'spawned', runId: request.runId, pid: child.pid, forkMs: performance.now() - started });
-      void child.exited.then((info) => {
-        const report: ChildReport | null = isReport(info.result) ? info.result : info.error !== undefined ? { handlerStartNs: null, ok: false, error: info.error } : null;
-        channel.send({ t: 'exited', runId: request.runId, pid: info.pid, code: info.code, signal: info.signal, coreDumped: info.coreDumped, rusage: info.rusage, report });
-      });
-    },
-    (error) => channel.send({ t: 'spawn_failed', runId: request.runId, error: serializeError(error) }),
-  );
+  pool
+    .run(request, {
+      stdout: path.join(request.runDir, 'stdout'),
+      stderr: path.join(request.runDir, 'stderr'),
+      processGroup: true,
+      title: `forkd run ${request.handler} ${request.runId}`,
+      env: request.env ?? undefined,
+    })
+    .then(
+      (child) => {
+        channel.send({ t: 'spawned', runId: request.runId, pid: child.pid, forkMs: performance.now() - started });
+        void child.exited.then((info) => {
+          const report: ChildReport | null = isReport(info.result) ? info.result : info.error !== undefined ? { handlerStartNs: null, ok: false, error: info.error } : null;
+          channel.send({ t: 'exited', runId: request.runId, pid: info.pid, code: info.code, signal: info.signal, coreDumped: info.coreDumped, rusage: info.rusage, report });
+        });
+      },
+      (error) => channel.send({ t: 'spawn_failed', runId: request.runId, error: serializeError(error) }),
+    );
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { app: { type: 'string' } }, strict: true });
+  const { values } = parseArgs({ options: { app: { type: 'string' }, prefork: { type: 'string' } }, strict: true });
   if (values.app === undefined) throw new Error('zygote: --app FILE is required');
+  const preforkSize = Number(values.prefork ?? 0);
   const channel = new JsonLineChannel<ToZygote, FromZygote>(new net.Socket({ fd: CHANNEL_FD, readable: true, writable: true }), isToZygote);
   // The supervisor is gone (the channel closed): nothing will ask for runs
   // again. Runs already forked carry on on their own.
@@ -70,9 +70,17 @@ async function main(): Promise<void> {
   // A compact heap is what the children share; pages the GC would otherwise
   // move later turn into private copies in every child.
   (globalThis as { gc?: () => void }).gc?.();
+  // Runs outlive the zygote: if it dies they are re-parented to the
+  // supervisor (a subreaper), which reaps them and records their status.
+  // Idle prefork children, which have no job yet, die with it.
+  const pool = new PreforkPool<SpawnRequest, ChildReport>((request, ctx) => runRequest(app, request, ctx), { size: preforkSize, deathSignal: null });
   channel.on('message', (message: ToZygote) => {
-    if (message.t === 'spawn') spawn(app, channel, message);
-    else if (message.t === 'shutdown') channel.close();
+    if (message.t === 'spawn') spawn(pool, channel, message);
+    else if (message.t === 'shutdown') {
+      // Retiring (the application changed): idle children hold the old code.
+      pool.close();
+      channel.close();
+    }
   });
   channel.send({ t: 'ready', pid: process.pid, handlers: [...app.handlers.keys()], loadMs: app.loadMs, appVersion: app.version, loadedAt: new Date().toISOString() });
 }
