@@ -1,0 +1,474 @@
+// Runs in the supervisor. The TCP server of the Phprocksyd line protocol:
+// one request per line, replies strictly in request order, bounded buffers
+// both ways, and every connection's state (fd, bytes read but not handled,
+// replies not written) exportable so it survives an execve of the supervisor.
+import * as net from 'node:net';
+import type { Logger } from 'pino';
+import type { SupervisorConfig } from './config';
+import { LineFramer, LineTooLongError } from './line-framing';
+import { encodeReply, handleLine, lineTooLong, replies, restartFailed, type LineReply } from './line-protocol';
+import type { RestartResult, RunService } from './run-service';
+
+/** Past this many unwritten reply bytes a connection takes no new request until the client reads. */
+const OUTPUT_HIGH_WATER = 64 * 1024;
+/** Bytes buffered beyond the current line before reading pauses (while a request or the client is slow). */
+const INPUT_HIGH_WATER = 64 * 1024;
+/** How long a closing connection waits for the client's FIN before it is destroyed. */
+const LINGER_MS = 5000;
+/** How long close() waits for in-flight requests and unread replies before destroying connections. */
+const CLOSE_TIMEOUT_MS = 5000;
+
+/** One connection as handed across an execve of the supervisor. */
+export interface LineConnectionState {
+  /** The socket's fd: must be inherited (no CLOEXEC) by the new process. */
+  fd: number;
+  /** Bytes read but not yet handled: whole lines still queued, then the partial last one (base64). */
+  unread: string;
+  /** Reply bytes not yet written to the socket, in order (base64). */
+  unwritten: string;
+  /** A `restart` from this connection awaits its answer: the new process answers it first. */
+  awaitingRestart: boolean;
+  /** After `unwritten` is written the connection is to be closed (bye, a too-long line). */
+  closing: boolean;
+}
+
+/** Everything the line protocol hands to the next supervisor. JSON-serializable. */
+export interface LineServerState {
+  version: 1;
+  /** The listening socket's fd, or null when the server was not listening. */
+  listenFd: number | null;
+  connections: LineConnectionState[];
+}
+
+export interface LineServer {
+  /** Binds config.lineHost:config.linePort, or takes over the inherited listening fd. */
+  listen(): Promise<void>;
+  /** Stops accepting, answers requests in flight, closes every connection (destroyed after a bound). */
+  close(): Promise<void>;
+  /** The bound port (0 before listen()). */
+  port(): number;
+  server: net.Server;
+  /**
+   * Restart handover, step 1: stop reading and taking requests on every
+   * connection, and wait until no request is in flight except `restart`
+   * requests (which the new process answers).
+   */
+  quiesce(): Promise<void>;
+  /**
+   * Step 2, synchronously and in the same tick as the execve (so libuv moves
+   * no more bytes): the state to hand over. The fds to keep are listenFd and
+   * every connection's fd. Does not change anything: resume() undoes quiesce().
+   */
+  snapshot(): LineServerState;
+  /** The restart did not happen: read and answer again. */
+  resume(): void;
+  /** Open connections now. */
+  connectionCount(): number;
+}
+
+export interface LineServerDeps {
+  logger: Logger;
+  /** Set in a supervisor started by a restart: the state the previous one handed over. */
+  inherited?: LineServerState;
+  /** How that restart went, for the reply owed to each `restart` request in `inherited`. */
+  restartResult?: RestartResult;
+}
+
+interface Owner {
+  service: RunService;
+  config: SupervisorConfig;
+  logger: Logger;
+  connections: Set<LineConnection>;
+  suspended: boolean;
+  /** close() was called. */
+  closing: boolean;
+  /** Called whenever a connection finishes a request or closes. */
+  changed(): void;
+}
+
+type Phase = 'open' | 'stopped' | 'closing' | 'closed';
+
+let nextConnectionId = 1;
+
+class LineConnection {
+  readonly id = nextConnectionId++;
+  readonly logger: Logger;
+  private readonly framer: LineFramer;
+  /** Replies queued and not yet passed to the socket. */
+  private queue: Buffer[] = [];
+  private queuedBytes = 0;
+  /** The one chunk passed to socket.write() and not yet called back. */
+  private inflight: Buffer | null = null;
+  /** A request is being handled (its reply is not known yet). */
+  busy = false;
+  awaitingRestart = false;
+  phase: Phase = 'open';
+  private readEnded = false;
+  private lingerTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    readonly socket: net.Socket,
+    private readonly owner: Owner,
+  ) {
+    this.logger = owner.logger.child({ conn: this.id });
+    this.framer = new LineFramer(owner.config.maxLine);
+    socket.setNoDelay(true);
+    socket.setTimeout(owner.config.lineIdleTimeoutMs);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('end', () => this.onEnd());
+    socket.on('timeout', () => this.onTimeout());
+    socket.on('error', (error) => this.logger.debug({ err: error }, 'line connection error'));
+    socket.on('close', () => this.onClose());
+  }
+
+  /** Puts back what the previous supervisor handed over for this connection. */
+  adopt(state: LineConnectionState, restartReply: LineReply): void {
+    const unwritten = Buffer.from(state.unwritten, 'base64');
+    if (unwritten.length > 0) this.enqueueBytes(unwritten);
+    if (state.awaitingRestart) this.enqueueBytes(encodeReply(restartReply));
+    this.framer.push(Buffer.from(state.unread, 'base64'));
+    if (state.closing) this.beginClose();
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.phase === 'closing') return; // Lingering: read and discard until the client's FIN.
+    if (this.phase !== 'open') return;
+    this.framer.push(chunk);
+    this.pump();
+  }
+
+  private onEnd(): void {
+    this.readEnded = true;
+    if (this.phase === 'open') this.pump();
+    else if (this.phase === 'closing') this.maybeFinish();
+  }
+
+  private onTimeout(): void {
+    if (this.busy) {
+      // A request in flight is activity too; its own timeouts bound it.
+      this.socket.setTimeout(this.owner.config.lineIdleTimeoutMs);
+      return;
+    }
+    this.logger.debug({ unwritten: this.unwrittenBytes() }, 'line connection idle: closing');
+    // Replies the client has not read in all that time will not be read.
+    if (this.unwrittenBytes() > 0) this.socket.destroy();
+    else this.beginClose();
+  }
+
+  private onClose(): void {
+    this.phase = 'closed';
+    if (this.lingerTimer !== null) clearTimeout(this.lingerTimer);
+    this.queue = [];
+    this.queuedBytes = 0;
+    this.owner.connections.delete(this);
+    this.owner.changed();
+  }
+
+  /** Handles every complete line it may: one at a time, in order. */
+  pump(): void {
+    while (this.phase === 'open' && !this.busy && !this.owner.suspended && this.unwrittenBytes() <= OUTPUT_HIGH_WATER) {
+      let line: Buffer | null;
+      try {
+        line = this.framer.next();
+      } catch (error) {
+        if (!(error instanceof LineTooLongError)) throw error;
+        this.logger.info({ limit: error.limit }, 'line too long: closing the connection');
+        this.enqueue(lineTooLong(error.limit));
+        this.beginClose();
+        return;
+      }
+      if (line === null) {
+        // The original ignored an unterminated last line at EOF too.
+        if (this.readEnded) this.beginClose();
+        break;
+      }
+      this.dispatch(line);
+    }
+    this.updateReading();
+  }
+
+  private dispatch(line: Buffer): void {
+    const outcome = handleLine(line, { service: this.owner.service, logger: this.logger });
+    switch (outcome.kind) {
+      case 'reply':
+        this.enqueue(outcome.reply);
+        return;
+      case 'bye':
+        this.beginClose();
+        return;
+      case 'stop':
+        // The daemon is going away; close() ends this connection with the rest.
+        this.phase = 'stopped';
+        return;
+      case 'pending':
+        this.busy = true;
+        this.awaitingRestart = outcome.command === 'restart';
+        outcome.reply
+          .catch((error: unknown) => {
+            this.logger.error({ err: error }, 'line-protocol request failed');
+            return outcome.command === 'run' ? replies.cannotFork : restartFailed(String(error));
+          })
+          .then((reply) => {
+            this.busy = false;
+            this.awaitingRestart = false;
+            if (this.phase === 'closed') return;
+            this.enqueue(reply);
+            this.owner.changed();
+            if (this.phase === 'open') this.pump();
+            else this.maybeFinish();
+          });
+    }
+  }
+
+  private enqueue(reply: LineReply): void {
+    this.enqueueBytes(encodeReply(reply));
+  }
+
+  private enqueueBytes(bytes: Buffer): void {
+    if (this.phase === 'closed') return;
+    this.queue.push(bytes);
+    this.queuedBytes += bytes.length;
+    this.flush();
+  }
+
+  /** Keeps at most one write in flight, so what is unwritten is always known exactly. */
+  private flush(): void {
+    if (this.inflight !== null || this.queuedBytes === 0 || this.phase === 'closed') return;
+    const chunk = this.queue.length === 1 ? this.queue[0] : Buffer.concat(this.queue);
+    this.queue = [];
+    this.queuedBytes = 0;
+    this.inflight = chunk;
+    this.socket.write(chunk, (error) => {
+      this.inflight = null;
+      if (error) return; // 'error' and 'close' follow.
+      this.flush();
+      if (this.phase === 'open') this.pump();
+      else this.maybeFinish();
+    });
+  }
+
+  /** Reply bytes not yet in the kernel: the unsent tail of the write in flight, then the queue. */
+  unwrittenBytes(): number {
+    return this.inflightTail().length + this.queuedBytes;
+  }
+
+  private inflightTail(): Buffer {
+    if (this.inflight === null) return Buffer.alloc(0);
+    // libuv's count of bytes it still holds for this handle; with one write
+    // in flight they are exactly the end of that write.
+    const handle = (this.socket as unknown as { _handle?: { writeQueueSize?: number } })._handle;
+    const left = Math.min(handle?.writeQueueSize ?? this.inflight.length, this.inflight.length);
+    return this.inflight.subarray(this.inflight.length - left);
+  }
+
+  /** Pauses reading while lines pile up behind a slow request or a client that does not read. */
+  private updateReading(): void {
+    if (this.phase === 'closed' || this.socket.destroyed) return;
+    const backlog = this.owner.suspended || this.phase === 'stopped' || this.busy || this.unwrittenBytes() > OUTPUT_HIGH_WATER;
+    if (this.phase === 'closing') this.socket.resume();
+    else if (this.owner.suspended || this.phase === 'stopped' || (backlog && this.framer.pendingBytes > INPUT_HIGH_WATER)) this.socket.pause();
+    else this.socket.resume();
+  }
+
+  /** Stops taking requests; closes once the replies are written (and the client's FIN came, or LINGER_MS passed). */
+  beginClose(): void {
+    if (this.phase === 'closing' || this.phase === 'closed') return;
+    this.phase = 'closing';
+    // Keep reading (and discarding) so unread input does not turn our FIN
+    // into a RST that could destroy the replies before the client reads them.
+    this.socket.resume();
+    this.lingerTimer = setTimeout(() => this.socket.destroy(), LINGER_MS);
+    this.lingerTimer.unref();
+    this.maybeFinish();
+  }
+
+  private maybeFinish(): void {
+    if (this.phase !== 'closing' || this.busy || this.inflight !== null || this.queuedBytes > 0) return;
+    // Both ways done, or the daemon is going away: destroy once our FIN is
+    // out. Else wait (up to LINGER_MS) for the client's FIN.
+    if (this.readEnded || this.owner.closing) this.socket.destroySoon();
+    else if (!this.socket.writableEnded) this.socket.end();
+  }
+
+  /** Takes into the framer what Node already read but did not emit (a paused socket). */
+  private drainReadable(): void {
+    // read() on a paused socket emits 'data' for what it returns: onData
+    // pushes it into the framer, and pump() takes nothing while suspended.
+    while (this.socket.read() !== null);
+  }
+
+  state(): LineConnectionState {
+    this.drainReadable();
+    const fd = (this.socket as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
+    const queued = this.queue.length === 0 ? Buffer.alloc(0) : Buffer.concat(this.queue);
+    return {
+      fd,
+      unread: this.phase === 'closing' ? '' : Buffer.from(this.framer.pending()).toString('base64'),
+      unwritten: Buffer.concat([this.inflightTail(), queued]).toString('base64'),
+      awaitingRestart: this.awaitingRestart,
+      closing: this.phase === 'closing',
+    };
+  }
+
+  /** Quiescent for a handover: nothing in flight but a restart. */
+  quiet(): boolean {
+    return !this.busy || this.awaitingRestart;
+  }
+
+  resume(): void {
+    this.flush();
+    if (this.phase === 'open') this.pump();
+    else this.updateReading();
+  }
+}
+
+/**
+ * Creates the line-protocol server (`--line-port`). It does not listen
+ * until listen(). With deps.inherited it takes over the listening socket and
+ * the connections a previous supervisor handed over (see snapshot()).
+ */
+export function createLineServer(service: RunService, config: SupervisorConfig, deps: LineServerDeps): LineServer {
+  const logger = deps.logger.child({ component: 'line' });
+  let waiters: Array<() => void> = [];
+  const owner: Owner = {
+    service,
+    config,
+    logger,
+    connections: new Set(),
+    suspended: false,
+    closing: false,
+    changed() {
+      if (waiters.length === 0) return;
+      const ready = waiters;
+      waiters = [];
+      for (const check of ready) check();
+    },
+  };
+  let closing: Promise<void> | null = null;
+
+  // allowHalfOpen: a client may send its requests and shut down its side,
+  // and still gets every reply before we close ours.
+  const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false });
+  server.on('connection', (socket) => accept(socket));
+  server.on('error', (error) => logger.error({ err: error }, 'line-protocol server error'));
+
+  function accept(socket: net.Socket): LineConnection | null {
+    if (closing !== null) {
+      socket.destroy();
+      return null;
+    }
+    if (owner.connections.size >= config.maxConnections) {
+      // The only reply this client will get, to its first request.
+      logger.warn({ max: config.maxConnections }, 'line-protocol connection refused: too many connections');
+      socket.on('error', () => {});
+      socket.end(encodeReply({ error_text: 'Too many connections' }));
+      setTimeout(() => socket.destroy(), LINGER_MS).unref();
+      return null;
+    }
+    const connection = new LineConnection(socket, owner);
+    owner.connections.add(connection);
+    connection.logger.debug({ remote: `${socket.remoteAddress}:${socket.remotePort}` }, 'line connection opened');
+    return connection;
+  }
+
+  function whenAll(done: (c: LineConnection) => boolean): Promise<void> {
+    return new Promise((resolve) => {
+      const check = (): void => {
+        for (const c of owner.connections) {
+          if (!done(c)) {
+            waiters.push(check);
+            return;
+          }
+        }
+        resolve();
+      };
+      check();
+    });
+  }
+
+  function adoptConnections(state: LineServerState): void {
+    const restartReply = deps.restartResult === undefined || deps.restartResult.ok ? replies.restarted : restartFailed(deps.restartResult.error ?? 'unknown error');
+    for (const c of state.connections) {
+      let socket: net.Socket;
+      try {
+        socket = new net.Socket({ fd: c.fd, allowHalfOpen: true, readable: true, writable: true });
+      } catch (error) {
+        logger.warn({ err: error, fd: c.fd }, 'inherited line connection is unusable: dropped');
+        continue;
+      }
+      const connection = new LineConnection(socket, owner);
+      owner.connections.add(connection);
+      connection.adopt(c, restartReply);
+      connection.pump();
+    }
+    logger.info({ connections: state.connections.length }, 'line-protocol connections adopted');
+  }
+
+  return {
+    server,
+
+    listen() {
+      return new Promise<void>((resolve, reject) => {
+        const onError = (error: Error): void => reject(error);
+        server.once('error', onError);
+        const ready = (): void => {
+          server.off('error', onError);
+          logger.info({ address: server.address() }, 'line protocol listening');
+          if (deps.inherited !== undefined) adoptConnections(deps.inherited);
+          resolve();
+        };
+        const listenFd = deps.inherited?.listenFd;
+        if (listenFd !== undefined && listenFd !== null) server.listen({ fd: listenFd }, ready);
+        else server.listen({ host: config.lineHost, port: config.linePort ?? 0, backlog: 1024 }, ready);
+      });
+    },
+
+    close() {
+      if (closing !== null) return closing;
+      owner.suspended = false;
+      owner.closing = true;
+      closing = new Promise<void>((resolve) => {
+        const serverClosed = new Promise<void>((r) => server.close(() => r()));
+        for (const c of owner.connections) c.beginClose();
+        const deadline = setTimeout(() => {
+          for (const c of owner.connections) c.socket.destroy();
+        }, CLOSE_TIMEOUT_MS);
+        deadline.unref();
+        void Promise.all([serverClosed, whenAll(() => false)]).then(() => {
+          clearTimeout(deadline);
+          resolve();
+        });
+      });
+      return closing;
+    },
+
+    port() {
+      const address = server.address();
+      return address !== null && typeof address === 'object' ? address.port : 0;
+    },
+
+    quiesce() {
+      owner.suspended = true;
+      for (const c of owner.connections) c.resume();
+      return whenAll((c) => c.quiet());
+    },
+
+    snapshot() {
+      const handle = (server as unknown as { _handle?: { fd?: number } | null })._handle;
+      return {
+        version: 1,
+        listenFd: server.listening && typeof handle?.fd === 'number' ? handle.fd : null,
+        connections: [...owner.connections].filter((c) => !c.socket.destroyed).map((c) => c.state()),
+      };
+    },
+
+    resume() {
+      owner.suspended = false;
+      for (const c of owner.connections) c.resume();
+    },
+
+    connectionCount() {
+      return owner.connections.size;
+    },
+  };
+}
