@@ -158,6 +158,7 @@ function run(body: unknown, ctx: ProtocolContext): LineOutcome {
   if (id === null) return { kind: 'reply', reply: replies.runHashNotNumeric };
   const handler = field(body, 'class');
   if (typeof handler !== 'string') return { kind: 'reply', reply: replies.classNotString };
+  if (handler === '') return { kind: 'reply', reply: unknownClass(handler) };
   let args = field(body, 'params');
   if (args === undefined) args = [];
   if (args === null || typeof args !== 'object') return { kind: 'reply', reply: replies.paramsNotArray };
