@@ -12,8 +12,12 @@ export class JsonLineChannel<In, Out> extends EventEmitter {
     readonly socket: Socket,
     private readonly accept: (value: unknown) => value is In,
     private readonly maxLine = 64 * 1024 * 1024,
+    buffered = '',
   ) {
     super();
+    // Bytes a previous owner of this socket read but did not parse (a
+    // supervisor restart hands them over with the fd).
+    this.buffer = buffered;
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => this.onData(chunk));
     socket.on('error', (error) => this.emit('error', error));
@@ -48,6 +52,11 @@ export class JsonLineChannel<In, Out> extends EventEmitter {
       return;
     }
     this.emit('message', value);
+  }
+
+  /** The partial message read so far. */
+  buffered(): string {
+    return this.buffer;
   }
 
   send(message: Out): boolean {

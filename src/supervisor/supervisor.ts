@@ -15,7 +15,15 @@ import type { Metrics } from './metrics';
 import { RUN_ID_PATTERN, RunRecord, RunState, runStates } from './run-record';
 import type { HealthReport, OutputStream, RestartResult, RunService, StartRunRequest } from './run-service';
 import { RunStore } from './run-store';
-import { ExitedMessage, ZygoteHandle, ZygoteInfo } from './zygote-handle';
+import { ExitedMessage, ZygoteHandle, ZygoteHandover, ZygoteInfo } from './zygote-handle';
+
+export interface SupervisorHandover {
+  version: 1;
+  startedAt: number;
+  zygoteRestarts: number;
+  zygotes: ZygoteHandover[];
+  runs: Array<{ id: string; requestedAtNs: string; timedOut: boolean; termAt: number | null; killAt: number | null }>;
+}
 import { isValidHandlerName } from '../zygote/app-loader';
 import * as path from 'node:path';
 
@@ -26,6 +34,9 @@ interface Entry {
   zygote: ZygoteHandle | null;
   watch: ExitWatch | null;
   timedOut: boolean;
+  /** Epoch ms when the timeout's SIGTERM, then its SIGKILL, are due (kept across a restart). */
+  termAt: number | null;
+  killAt: number | null;
   timers: NodeJS.Timeout[];
   waiters: Set<() => void>;
   /** Set when our own pidfd saw the exit but the zygote (the parent) reaps it. */
@@ -58,8 +69,11 @@ export class Supervisor implements RunService {
   private lastZygoteError: string | null = null;
   private restartTimer: NodeJS.Timeout | null = null;
   private stopping = false;
-  private readonly startedAt = Date.now();
+  private startedAt = Date.now();
   private running = 0;
+  private restarting: Promise<RestartResult> | null = null;
+  /** Set by main.ts: re-executes the supervisor after a restart's zygote swap. */
+  reexec: (() => void) | null = null;
   /** Called by stop(): main.ts closes the front ends and exits. */
   onStop: (() => Promise<void>) | null = null;
 
@@ -71,9 +85,22 @@ export class Supervisor implements RunService {
     this.store = new RunStore(config.stateDir);
   }
 
-  /** Loads what the state directory recorded, becomes a subreaper, starts the zygote. */
-  async init(): Promise<void> {
+  /**
+   * Loads what the state directory recorded, becomes a subreaper, and starts
+   * the zygote, or, after a restart, takes over the zygotes and run timers
+   * the previous supervisor handed over.
+   */
+  async init(inherited?: SupervisorHandover): Promise<void> {
     this.store.init();
+    if (inherited !== undefined) {
+      this.startedAt = inherited.startedAt;
+      this.zygoteRestarts = inherited.zygoteRestarts;
+      for (const z of inherited.zygotes) {
+        const zygote = ZygoteHandle.adopt(z, this.config.spawnTimeoutMs);
+        if (z.retiring) this.addRetiring(zygote);
+        else this.adoptZygote(zygote);
+      }
+    }
     // Orphans of a dead zygote (runs still going) are re-parented to us, so
     // we can reap them and record their real exit status.
     native.setChildSubreaper(true);
@@ -81,13 +108,49 @@ export class Supervisor implements RunService {
     for (const stored of this.store.loadAll((file, reason) => this.logger.warn({ file, reason }, 'skipping unreadable run record'))) {
       this.adopt(stored.record, stored.procStart);
     }
-    this.startZygote();
+    for (const run of inherited?.runs ?? []) {
+      const entry = this.runs.get(run.id);
+      if (entry === undefined || entry.record.state !== 'running') continue;
+      entry.requestedAt = BigInt(run.requestedAtNs);
+      entry.timedOut = run.timedOut;
+      if (run.killAt !== null) this.armKill(entry, run.killAt);
+      else if (run.termAt !== null) this.armTerm(entry, run.termAt);
+    }
+    if (this.zygote === null) this.startZygote();
+  }
+
+  /** The state a restarted supervisor needs beyond the records on disk; taken just before the execve. */
+  handover(): SupervisorHandover {
+    const zygotes: ZygoteHandover[] = [];
+    if (this.zygote !== null && this.zygote.state !== 'stopped') zygotes.push(this.zygote.handover(false));
+    for (const z of this.retiring) if (z.pid !== null) zygotes.push(z.handover(true));
+    const runs: SupervisorHandover['runs'] = [];
+    for (const e of this.runs.values()) {
+      if (e.record.state === 'running') runs.push({ id: e.record.id, requestedAtNs: String(e.requestedAt), timedOut: e.timedOut, termAt: e.termAt, killAt: e.killAt });
+    }
+    return { version: 1, startedAt: this.startedAt, zygoteRestarts: this.zygoteRestarts, zygotes, runs };
+  }
+
+  /** Stops (or resumes) reading from the zygotes, around the instant of an execve. */
+  pauseZygotes(paused: boolean): void {
+    for (const z of [this.zygote, ...this.retiring]) {
+      if (z === null) continue;
+      if (paused) z.pause();
+      else z.resume();
+    }
   }
 
   // ---- zygote lifecycle -------------------------------------------------
 
   private startZygote(): void {
-    this.adoptZygote(new ZygoteHandle(this.config.app, this.config.spawnTimeoutMs, this.config.prefork));
+    this.adoptZygote(ZygoteHandle.spawn(this.config.app, this.config.spawnTimeoutMs, this.config.prefork));
+  }
+
+  /** A zygote that forks no more: it still reports the exits of its runs until it is gone. */
+  private addRetiring(zygote: ZygoteHandle): void {
+    this.retiring.add(zygote);
+    if (!zygote.listenerCount('exited')) this.wireZygote(zygote);
+    zygote.once('died', () => this.retiring.delete(zygote));
   }
 
   /** Makes `zygote` the one runs are forked from, and replaces it when it dies. */
@@ -208,7 +271,7 @@ export class Supervisor implements RunService {
       memory: null,
       output: { stdoutBytes: 0, stderrBytes: 0, truncated: false },
     };
-    const entry: Entry = { record, procStart: null, requestedAt, zygote, watch: null, timedOut: false, timers: [], waiters: new Set(), awaitingZygote: null };
+    const entry: Entry = { record, procStart: null, requestedAt, zygote, watch: null, timedOut: false, termAt: null, killAt: null, timers: [], waiters: new Set(), awaitingZygote: null };
     this.runs.set(record.id, entry);
     this.running++;
     this.metrics.running.set(this.running);
@@ -238,20 +301,31 @@ export class Supervisor implements RunService {
   }
 
   private armTimeout(entry: Entry, ms: number): void {
+    this.armTerm(entry, Date.now() + ms);
+  }
+
+  // Timeout: SIGTERM to the run's group at termAt, SIGKILL --kill-grace-ms later.
+  private armTerm(entry: Entry, termAt: number): void {
+    entry.termAt = termAt;
     entry.timers.push(
       setTimeout(() => {
         if (entry.record.state !== 'running') return;
         entry.timedOut = true;
-        this.logger.info({ runId: entry.record.id, timeoutMs: ms }, 'run timed out: SIGTERM');
+        this.logger.info({ runId: entry.record.id, timeoutMs: entry.record.timeoutMs }, 'run timed out: SIGTERM');
         this.signalGroup(entry, 'SIGTERM');
-        entry.timers.push(
-          setTimeout(() => {
-            if (entry.record.state !== 'running') return;
-            this.logger.info({ runId: entry.record.id }, 'run still alive after the kill grace: SIGKILL');
-            this.signalGroup(entry, 'SIGKILL');
-          }, this.config.killGraceMs),
-        );
-      }, ms),
+        this.armKill(entry, Date.now() + this.config.killGraceMs);
+      }, Math.max(0, termAt - Date.now())),
+    );
+  }
+
+  private armKill(entry: Entry, killAt: number): void {
+    entry.killAt = killAt;
+    entry.timers.push(
+      setTimeout(() => {
+        if (entry.record.state !== 'running') return;
+        this.logger.info({ runId: entry.record.id }, 'run still alive after the kill grace: SIGKILL');
+        this.signalGroup(entry, 'SIGKILL');
+      }, Math.max(0, killAt - Date.now())),
     );
   }
 
@@ -404,7 +478,7 @@ export class Supervisor implements RunService {
 
   /** A run recorded as running by an earlier supervisor: follow it if its process is still ours, else settle it. */
   private adopt(record: RunRecord, procStart: string | null): void {
-    const entry: Entry = { record, procStart, requestedAt: 0n, zygote: null, watch: null, timedOut: false, timers: [], waiters: new Set(), awaitingZygote: null };
+    const entry: Entry = { record, procStart, requestedAt: 0n, zygote: null, watch: null, timedOut: false, termAt: null, killAt: null, timers: [], waiters: new Set(), awaitingZygote: null };
     this.runs.set(record.id, entry);
     if (record.state !== 'running') return;
     this.running++;
@@ -504,12 +578,34 @@ export class Supervisor implements RunService {
   }
 
   /**
-   * Loads the application anew in a fresh zygote; only once it is ready does
-   * it replace the current one (which retires: its runs finish on the old
-   * code). If the new code fails to load, nothing changes.
+   * A restart: the application is loaded anew in a fresh zygote; only once
+   * it is ready does it replace the current one (which retires: its runs
+   * finish on the old code), and then the supervisor re-executes itself
+   * (`reexec`, set by main.ts). If the new code fails to load, nothing
+   * changes. A restart requested while one is under way shares its outcome.
    */
-  async restart(): Promise<RestartResult> {
-    const fresh = new ZygoteHandle(this.config.app, this.config.spawnTimeoutMs, this.config.prefork);
+  restart(): Promise<RestartResult> {
+    if (this.restarting !== null) return this.restarting;
+    this.restarting = this.swapZygote().then((result) => {
+      if (result.ok && this.reexec !== null) {
+        // The callers get the result first (HTTP answers before the exec;
+        // line-protocol requests are answered by the new process).
+        setImmediate(this.reexec);
+      } else {
+        this.restarting = null;
+      }
+      return result;
+    });
+    return this.restarting;
+  }
+
+  /** The exec did not happen: restarts may be requested again. */
+  restartAborted(): void {
+    this.restarting = null;
+  }
+
+  private async swapZygote(): Promise<RestartResult> {
+    const fresh = ZygoteHandle.spawn(this.config.app, this.config.spawnTimeoutMs, this.config.prefork);
     const outcome = await new Promise<{ ok: true } | { ok: false; error: string }>((resolve) => {
       fresh.once('ready', () => resolve({ ok: true }));
       fresh.once('load_failed', (error) => resolve({ ok: false, error: error.message }));
@@ -525,8 +621,7 @@ export class Supervisor implements RunService {
     this.restartTimer = null;
     this.zygote = null;
     if (old !== null) {
-      this.retiring.add(old);
-      old.once('died', () => this.retiring.delete(old));
+      this.addRetiring(old);
       old.retire();
     }
     this.adoptZygote(fresh);

@@ -1,12 +1,14 @@
 // Runs in the supervisor: the zygote as its parent sees it. Starts the zygote
 // process, talks to it over their private socketpair, and turns its messages
 // into events. Restart policy (backoff) lives in supervisor.ts.
-import { ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
 import * as path from 'node:path';
 import { ForkdError } from '../errors';
+import { ExitWatch } from '../lib/exit-watch';
 import { JsonLineChannel } from '../protocol/json-lines';
+import { signalNumber } from '../lib/signals';
 import { FromZygote, SerializedError, SpawnRequest, ToZygote, isFromZygote } from '../protocol/zygote-messages';
 
 export type ZygoteState = 'starting' | 'ready' | 'failed' | 'stopped';
@@ -29,6 +31,54 @@ interface PendingSpawn {
 
 const ZYGOTE_MAIN = path.join(__dirname, '..', 'zygote', 'main.js');
 
+/** A zygote as handed across a supervisor restart (it stays our child: same pid). */
+export interface ZygoteHandover {
+  pid: number;
+  /** Our end of the channel: inherited across the execve. */
+  fd: number;
+  info: ZygoteInfo | null;
+  /** Channel bytes read but not yet parsed (a partial message). */
+  buffered: string;
+  retiring: boolean;
+}
+
+interface ZygoteProcess {
+  pid: number | null;
+  channel: Socket;
+  kill(signal: NodeJS.Signals): void;
+  onExit(listener: (code: number | null, signal: string | null, error?: Error) => void): void;
+}
+
+// --single-threaded: no V8 background threads, so none is mid-GC or
+// mid-compile at fork, and children install optimized code themselves.
+// --expose-gc: the zygote compacts its heap before it starts forking.
+function spawnZygote(app: string, prefork: number): ZygoteProcess {
+  const child = spawn(process.execPath, ['--single-threaded', '--expose-gc', ZYGOTE_MAIN, '--app', app, '--prefork', String(prefork)], {
+    stdio: ['ignore', 'inherit', 'inherit', 'pipe'],
+  });
+  return {
+    pid: child.pid ?? null,
+    channel: child.stdio[3] as Socket,
+    kill: (signal) => child.kill(signal),
+    onExit: (listener) => {
+      child.on('error', (error) => listener(null, null, error));
+      child.on('exit', (code, signal) => listener(code, signal));
+    },
+  };
+}
+
+// After a restart child_process no longer knows the zygote: its exit is
+// watched through a pidfd and reaped by pid like any run.
+function adoptZygote(handover: ZygoteHandover): ZygoteProcess {
+  const watch = new ExitWatch(handover.pid);
+  return {
+    pid: handover.pid,
+    channel: new Socket({ fd: handover.fd, readable: true, writable: true }),
+    kill: (signal) => watch.kill(signalNumber(signal)),
+    onExit: (listener) => void watch.exited.then((info) => listener(info.code, info.signal)),
+  };
+}
+
 /**
  * Events: 'ready' (ZygoteInfo), 'load_failed' (SerializedError),
  * 'exited' (ExitedMessage), 'spawned' (runId, pid) for spawns that arrive
@@ -38,27 +88,52 @@ export class ZygoteHandle extends EventEmitter {
   state: ZygoteState = 'starting';
   info: ZygoteInfo | null = null;
   loadError: SerializedError | null = null;
-  private child: ChildProcess;
-  private channel: JsonLineChannel<FromZygote, ToZygote>;
-  private pending = new Map<string, PendingSpawn>();
+  private readonly process: ZygoteProcess;
+  private readonly channel: JsonLineChannel<FromZygote, ToZygote>;
+  private readonly pending = new Map<string, PendingSpawn>();
 
-  constructor(app: string, private readonly spawnTimeoutMs: number, prefork = 0) {
+  private constructor(
+    process: ZygoteProcess,
+    private readonly spawnTimeoutMs: number,
+    buffered = '',
+  ) {
     super();
-    // --single-threaded: no V8 background threads, so none is mid-GC or
-    // mid-compile at fork, and children install optimized code themselves.
-    // --expose-gc: the zygote compacts its heap before it starts forking.
-    this.child = spawn(process.execPath, ['--single-threaded', '--expose-gc', ZYGOTE_MAIN, '--app', app, '--prefork', String(prefork)], {
-      stdio: ['ignore', 'inherit', 'inherit', 'pipe'],
-    });
-    this.channel = new JsonLineChannel<FromZygote, ToZygote>(this.child.stdio[3] as Socket, isFromZygote);
+    this.process = process;
+    this.channel = new JsonLineChannel<FromZygote, ToZygote>(process.channel, isFromZygote, undefined, buffered);
     this.channel.on('message', (message: FromZygote) => this.onMessage(message));
     this.channel.on('error', () => {}); // a broken channel shows up as the zygote's death
-    this.child.on('error', (error) => this.onDied(null, null, error));
-    this.child.on('exit', (code, signal) => this.onDied(code, signal));
+    process.onExit((code, signal, error) => this.onDied(code, signal, error));
+  }
+
+  static spawn(app: string, spawnTimeoutMs: number, prefork: number): ZygoteHandle {
+    return new ZygoteHandle(spawnZygote(app, prefork), spawnTimeoutMs);
+  }
+
+  static adopt(handover: ZygoteHandover, spawnTimeoutMs: number): ZygoteHandle {
+    const zygote = new ZygoteHandle(adoptZygote(handover), spawnTimeoutMs, handover.buffered);
+    zygote.info = handover.info;
+    zygote.state = handover.retiring ? 'stopped' : handover.info !== null ? 'ready' : 'starting';
+    return zygote;
   }
 
   get pid(): number | null {
-    return this.child.pid ?? null;
+    return this.process.pid;
+  }
+
+  /** What the next supervisor needs to take this zygote over. */
+  handover(retiring: boolean): ZygoteHandover {
+    const fd = (this.process.channel as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (this.pid === null || typeof fd !== 'number' || fd < 0) throw new ForkdError('FORKD_ERR_ZYGOTE_UNAVAILABLE', 'the zygote has no open channel to hand over');
+    return { pid: this.pid, fd, info: this.info, buffered: this.channel.buffered(), retiring };
+  }
+
+  /** Stops reading the channel (for the instant before an execve). */
+  pause(): void {
+    this.process.channel.pause();
+  }
+
+  resume(): void {
+    this.process.channel.resume();
   }
 
   private onMessage(message: FromZygote): void {
@@ -98,7 +173,7 @@ export class ZygoteHandle extends EventEmitter {
     }
   }
 
-  private onDied(code: number | null, signal: NodeJS.Signals | null, error?: Error): void {
+  private onDied(code: number | null, signal: string | null, error?: Error): void {
     if (this.state === 'stopped' && this.listenerCount('died') === 0) return;
     const wasFailed = this.state === 'failed';
     this.state = wasFailed ? 'failed' : 'stopped';
@@ -132,6 +207,6 @@ export class ZygoteHandle extends EventEmitter {
   }
 
   kill(signal: NodeJS.Signals = 'SIGKILL'): void {
-    this.child.kill(signal);
+    this.process.kill(signal);
   }
 }

@@ -1,0 +1,62 @@
+// Runs in the supervisor, on both sides of a restart's execve: the state file
+// that carries what fds alone cannot (the run table's timers, the zygotes'
+// identities, the front ends' unread and unwritten bytes). It lives in the
+// private state directory (0700), is written atomically with mode 0600,
+// opened without following symlinks, checked for owner and mode, and
+// authenticated with an HMAC whose key crosses the exec in the environment
+// only. It is deleted as soon as it is read.
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ForkdError } from '../errors';
+import { writeFileAtomic } from './run-store';
+
+export const HANDOVER_ENV = 'FORKD_HANDOVER';
+
+function hmac(key: Buffer, body: string): string {
+  return createHmac('sha256', key).update(body).digest('hex');
+}
+
+/** Writes the state; returns the value for HANDOVER_ENV (path and key). */
+export function writeHandover(stateDir: string, state: unknown): string {
+  const key = randomBytes(32);
+  const file = path.join(stateDir, `handover-${process.pid}.json`);
+  const body = JSON.stringify(state);
+  writeFileAtomic(file, JSON.stringify({ mac: hmac(key, body), body }));
+  return `${file}:${key.toString('hex')}`;
+}
+
+function fail(message: string): never {
+  throw new ForkdError('FORKD_ERR_STATE_FILE', `restart handover refused: ${message}`);
+}
+
+/** Reads, verifies and deletes the state named by HANDOVER_ENV. */
+export function readHandover(value: string, stateDir: string): unknown {
+  const sep = value.lastIndexOf(':');
+  if (sep < 0) fail(`${HANDOVER_ENV} is malformed`);
+  const file = value.slice(0, sep);
+  const key = Buffer.from(value.slice(sep + 1), 'hex');
+  if (key.length !== 32) fail(`${HANDOVER_ENV} carries no valid key`);
+  if (path.dirname(file) !== path.resolve(stateDir)) fail(`${file} is not in the state directory ${stateDir}`);
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  } catch (error) {
+    fail(`cannot open ${file}: ${(error as Error).message}`);
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) fail(`${file} is not a regular file`);
+    if (st.uid !== process.getuid?.()) fail(`${file} is owned by uid ${st.uid}`);
+    if ((st.mode & 0o077) !== 0) fail(`${file} is readable or writable by others (mode ${(st.mode & 0o777).toString(8)})`);
+    const outer = JSON.parse(fs.readFileSync(fd, 'utf8')) as { mac?: unknown; body?: unknown };
+    if (typeof outer.mac !== 'string' || typeof outer.body !== 'string') fail(`${file} is not a handover file`);
+    const expected = Buffer.from(hmac(key, outer.body), 'hex');
+    const got = Buffer.from(outer.mac, 'hex');
+    if (got.length !== expected.length || !timingSafeEqual(got, expected)) fail(`${file} failed its integrity check`);
+    return JSON.parse(outer.body);
+  } finally {
+    fs.closeSync(fd);
+    fs.rmSync(file, { force: true });
+  }
+}
