@@ -138,7 +138,11 @@ export function handleLine(line: Buffer, ctx: ProtocolContext): LineOutcome {
       case 'restart':
         return { kind: 'pending', command: 'restart', reply: restart(ctx) };
       case 'stop':
-        ctx.service.stop().catch((error: unknown) => ctx.logger.error({ err: error }, 'stop requested on the line protocol failed'));
+        // Next turn: stop() closes this server, and this connection must
+        // have taken its 'stop' state first.
+        setImmediate(() => {
+          ctx.service.stop().catch((error: unknown) => ctx.logger.error({ err: error }, 'stop requested on the line protocol failed'));
+        });
         return { kind: 'stop' };
       case 'bye':
         return { kind: 'bye' };

@@ -131,10 +131,15 @@ class LineConnection {
   }
 
   private onData(chunk: Buffer): void {
-    if (this.phase === 'closing') return; // Lingering: read and discard until the client's FIN.
-    if (this.phase !== 'open') return;
+    if (this.phase !== 'open') return; // Closing: read and discard until the client's FIN.
     this.framer.push(chunk);
-    this.pump();
+    try {
+      this.pump();
+    } catch (error) {
+      // A bug of ours must cost this connection, never the daemon.
+      this.logger.error({ err: error }, 'line connection failed');
+      this.socket.destroy();
+    }
   }
 
   private onEnd(): void {
@@ -198,7 +203,7 @@ class LineConnection {
         return;
       case 'stop':
         // The daemon is going away; close() ends this connection with the rest.
-        this.phase = 'stopped';
+        if (this.phase === 'open') this.phase = 'stopped';
         return;
       case 'pending':
         this.busy = true;
