@@ -1,6 +1,7 @@
 // Runs in any process that waits for a child. One pid's exit, observed through
 // a pidfd on the event loop and reaped with wait4(pid) only (never
 // waitpid(-1), which would steal child_process's children).
+import { invalidArg } from '../errors';
 import { native, NativeExitInfo } from '../native';
 import { signalName } from './signals';
 
@@ -21,6 +22,8 @@ export class ExitWatch {
   private done = false;
 
   constructor(pid: number) {
+    // Validated here: the addon would throw a bare TypeError ("argument 0").
+    if (typeof pid !== 'number' || !Number.isInteger(pid) || pid < 1) throw invalidArg('pid', 'an integer >= 1', pid);
     this.pid = pid;
     let resolve!: (info: ExitInfo) => void;
     this.exited = new Promise((r) => (resolve = r));

@@ -3,7 +3,7 @@
 // threads, which the child does not have: it segfaults or hangs. Here every
 // way out is routed through one path: 'exit' listeners run as usual, stdout
 // and stderr are flushed, then the native _exit().
-import { ForkdError } from '../errors';
+import { ForkdError, invalidArg } from '../errors';
 import { native } from '../native';
 
 let inChild = false;
@@ -70,11 +70,11 @@ export function setFatalHandler(handler: typeof fatalHandler): void {
  * process.exit() takes the same path.)
  */
 export function exit(code = 0): never {
+  // The argument first, as Node validates: a bad code is the caller's bug
+  // wherever it is called, and the error names the argument.
+  if (!Number.isInteger(code) || code < 0 || code > 255) throw invalidArg('code', 'an integer from 0 to 255', code);
   if (!inChild) {
     throw new ForkdError('FORKD_ERR_NOT_FORKED_CHILD', 'forkd.exit() ends a forked child; this process was not created by forkd.fork(). Use process.exit().');
-  }
-  if (!Number.isInteger(code) || code < 0 || code > 255) {
-    throw new ForkdError('FORKD_ERR_INVALID_ARG', `exit code must be an integer from 0 to 255, got ${String(code)}`);
   }
   process.exit(code);
 }

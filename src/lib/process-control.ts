@@ -46,6 +46,7 @@ export function setDeathSignal(signal: NodeJS.Signals | number | null): void {
 
 /** PR_SET_CHILD_SUBREAPER: orphaned descendants are re-parented to this process. */
 export function setChildSubreaper(on = true): void {
+  if (typeof on !== 'boolean') throw invalidArg('on', 'a boolean', on);
   native.setChildSubreaper(on);
 }
 
@@ -53,7 +54,13 @@ export function setChildSubreaper(on = true): void {
 export function redirectStdio(fd: 0 | 1 | 2, path: string, options: { append?: boolean; mode?: number } = {}): void {
   if (fd !== 0 && fd !== 1 && fd !== 2) throw invalidArg('fd', '0, 1 or 2', fd);
   if (typeof path !== 'string' || path.length === 0) throw invalidArg('path', 'a non-empty string', path);
-  native.redirectFd(path, fd, options.append ?? false, options.mode ?? 0o644);
+  // Unchecked, a non-object options was ignored (and stdout redirected with
+  // the defaults) and a bad mode reached the addon as a bare TypeError.
+  if (options === null || typeof options !== 'object') throw invalidArg('options', 'an object', options);
+  if (options.append !== undefined && typeof options.append !== 'boolean') throw invalidArg('options.append', 'a boolean', options.append);
+  const mode = options.mode ?? 0o644;
+  if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) throw invalidArg('options.mode', 'a file mode from 0 to 0o7777', mode);
+  native.redirectFd(path, fd, options.append ?? false, mode);
 }
 
 /** Closes every fd >= 3 except those listed; returns how many were closed. */
