@@ -28,17 +28,19 @@ async function socketPair(server) {
 }
 
 /** Forks `count` children that report ready and wait for SIGTERM; returns them once all are ready. */
-async function idleChildren(count, channel, job = () => {}) {
+async function idleChildren(count, channel) {
   const children = [];
   for (let i = 0; i < count; i++) {
     children.push(
       await forkd.forkRun(async (ctx) => {
         const keepAlive = setInterval(() => {}, 1000);
-        const result = await job();
+        // Listening before saying ready: the parent may send SIGTERM as soon
+        // as it has read the line.
+        const stopped = new Promise((resolve) => ctx.signal.addEventListener('abort', resolve));
         await tell(channel.path, `ready ${process.pid}`);
-        await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve));
+        await stopped;
         clearInterval(keepAlive);
-        return result;
+        return 'stopped';
       }),
     );
   }
