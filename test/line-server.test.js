@@ -255,6 +255,21 @@ test('binary garbage, NULs and invalid UTF-8 get replies, never a crash', async 
   }
 });
 
+test('random bytes on many connections at once: the server survives and goes on serving', async () => {
+  const s = await serve({ maxLine: 1024 });
+  try {
+    const crypto = require('node:crypto');
+    const conns = await Promise.all(Array.from({ length: 20 }, () => s.client()));
+    for (const c of conns) c.socket.end(crypto.randomBytes(64 * 1024));
+    await Promise.all(conns.map((c) => c.eof(5000)));
+    for (const c of conns) for (const l of c.lines) assert.type(JSON.parse(l).error_text, 'string');
+    const d = await s.client();
+    assert.is(await d.request('check {"hash":1}'), J({ error_text: 'Hash not found' }));
+  } finally {
+    await s.close();
+  }
+});
+
 test('a client that half-closes after its requests still gets every reply, then EOF', async () => {
   const s = await serve();
   s.service.startDelayMs = 30;
