@@ -160,7 +160,7 @@ export class Supervisor implements RunService {
     const announce = (info: ZygoteInfo) => {
       this.loadFailures = 0;
       this.lastZygoteError = null;
-      this.logger.info({ pid: info.pid, handlers: info.handlers, loadMs: Math.round(info.loadMs), appVersion: info.appVersion }, 'zygote ready');
+      this.logger.info({ zygotePid: info.pid, handlers: info.handlers, loadMs: Math.round(info.loadMs), appVersion: info.appVersion }, 'zygote ready');
     };
     if (zygote.info !== null) announce(zygote.info);
     else zygote.once('ready', announce);
@@ -192,7 +192,7 @@ export class Supervisor implements RunService {
     // A fork reported after its spawn timeout: the run is already
     // failed_to_start, so its process must not live on unrecorded.
     zygote.on('spawned', (runId: string, pid: number) => {
-      this.logger.warn({ runId, pid }, 'late fork after spawn timeout: killing it');
+      this.logger.warn({ runId, runPid: pid }, 'late fork after spawn timeout: killing it');
       if (!native.killpg(pid, signalNumber('SIGKILL'))) native.kill(pid, signalNumber('SIGKILL'));
     });
   }
@@ -485,7 +485,7 @@ export class Supervisor implements RunService {
     this.metrics.running.set(this.running);
     const alive = record.pid !== null && procStart !== null && procStartTime(record.pid) === procStart;
     if (alive) {
-      this.logger.info({ runId: record.id, pid: record.pid }, 'following a run started before this supervisor');
+      this.logger.info({ runId: record.id, runPid: record.pid }, 'following a run started before this supervisor');
       this.follow(entry);
     } else {
       this.finalizeFromStatus(entry, null);
