@@ -164,34 +164,44 @@ function forkQueued(): void {
   const busy = [process.stdout, process.stderr].find((s) => (s.writableLength ?? 0) > 0);
   if (busy !== undefined && !waitedForStdio) return waitForStdio(busy);
   waitedForStdio = false;
-  while (queue.length > 0) {
-    const job = queue.shift()!;
-    let pipe: [number, number];
-    try {
-      pipe = native.pipe();
-    } catch (error) {
-      job.reject(error);
-      continue;
-    }
-    let pid: number;
-    const startedAt = performance.now();
-    try {
-      pid = forkProcess({ deathSignal: job.options.deathSignal, keepFds: job.options.keepFds });
-    } catch (error) {
-      for (const fd of pipe) native.closeFd(fd);
-      job.reject(error);
-      continue;
-    }
-    if (pid === 0) {
-      // The child: the other queued jobs are the parent's to fork.
-      queue.length = 0;
-      native.closeFd(pipe[0]);
-      runJobInChild(job.fn, job.options, pipe[1]);
-      return;
-    }
-    native.closeFd(pipe[1]);
-    job.resolve(watchChild(pid, pipe[0], startedAt));
+  // One fork per immediate. Settling a job's promise queues the caller's
+  // continuation as a microtask (and atFork parent hooks may queue work of
+  // their own); forked in the same loop, the next child inherited that queue
+  // and ran the caller's `.then()` for the previous job. Between immediates
+  // Node drains ticks and microtasks, so each fork starts from a clean point.
+  const job = queue.shift();
+  if (job === undefined) return;
+  let pipe: [number, number];
+  try {
+    pipe = native.pipe();
+  } catch (error) {
+    job.reject(error);
+    return forkNext();
   }
+  let pid: number;
+  const startedAt = performance.now();
+  try {
+    pid = forkProcess({ deathSignal: job.options.deathSignal, keepFds: job.options.keepFds });
+  } catch (error) {
+    for (const fd of pipe) native.closeFd(fd);
+    job.reject(error);
+    return forkNext();
+  }
+  if (pid === 0) {
+    // The child: the other queued jobs are the parent's to fork.
+    queue.length = 0;
+    native.closeFd(pipe[0]);
+    runJobInChild(job.fn, job.options, pipe[1]);
+    return;
+  }
+  native.closeFd(pipe[1]);
+  job.resolve(watchChild(pid, pipe[0], startedAt));
+  forkNext();
+}
+
+// Scheduled from the parent only: a child must not inherit a pending fork.
+function forkNext(): void {
+  if (queue.length > 0) schedule();
 }
 
 function parseOutcome(buffer: Buffer): ChildOutcome | undefined {
