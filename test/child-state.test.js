@@ -155,6 +155,35 @@ test('randomness: crypto.randomInt in a child keeps Node\'s contract', async () 
   assert.is(info.result.cb, true);
 });
 
+test('caller code: nothing the parent queued at a fork (a continuation, a hook\'s tick) runs in a later child', async () => {
+  const leaked = [];
+  const off = forkd.atFork({
+    parent: () => {
+      queueMicrotask(() => forkd.isForkedChild() && leaked.push('parent hook microtask'));
+      process.nextTick(() => forkd.isForkedChild() && leaked.push('parent hook tick'));
+    },
+  });
+  try {
+    // Three forkRuns in one tick: the parent-side continuation of each must
+    // stay in the parent.
+    const jobs = ['a', 'b', 'c'].map((name) =>
+      forkd
+        .forkRun(async () => {
+          await new Promise((resolve) => setImmediate(resolve));
+          return leaked;
+        })
+        .then((child) => {
+          if (forkd.isForkedChild()) leaked.push(`continuation of ${name}`);
+          return child;
+        }),
+    );
+    const infos = await Promise.all((await Promise.all(jobs)).map((c) => exitOf(c)));
+    for (const info of infos) assert.equal(info.result, []);
+  } finally {
+    off();
+  }
+});
+
 test('timers: the parent\'s setInterval, setTimeout and setImmediate do not fire in the child', async () => {
   const firedInChild = [];
   const note = (name) => () => {
