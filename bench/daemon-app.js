@@ -1,0 +1,17 @@
+// The bench app as a forkd daemon application (`forkd serve --app
+// bench/daemon-app.js`): loading it builds the same preload as the library
+// scenarios (FORKD_BENCH_HEAP_MB, default 50), and its handlers are the
+// scenarios' jobs. Used by bench/scenarios/daemon.js.
+'use strict';
+const { buildApp, trivialJob } = require('./app');
+
+const app = buildApp({ mb: Number(process.env.FORKD_BENCH_HEAP_MB || 50) });
+
+module.exports = {
+  handlers: {
+    // The handler's first line stamps the shared monotonic clock.
+    start: async () => String(process.hrtime.bigint()),
+    noop: async () => 1,
+    trivial: async (args) => trivialJob(app, Number(args?.seed ?? 1)),
+  },
+};
