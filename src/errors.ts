@@ -22,6 +22,15 @@ export const codes = {
   FORKD_ERR_STATE_FILE: 'the state file is missing, foreign or corrupt',
   FORKD_ERR_HTTP: 'the daemon answered with an error',
   FORKD_ERR_CONNECT: 'the daemon could not be reached',
+  FORKD_ERR_RUN_ENDED: 'the run has already ended',
+  FORKD_ERR_BAD_REQUEST: 'the HTTP request is malformed: its body is not JSON, or its URL or headers are invalid',
+  FORKD_ERR_UNSUPPORTED_MEDIA_TYPE: 'the request body is not sent as application/json',
+  FORKD_ERR_BODY_TOO_LARGE: 'the request body is larger than the daemon accepts',
+  FORKD_ERR_UNAUTHORIZED: 'the request lacks the bearer token the daemon requires',
+  FORKD_ERR_FORBIDDEN: "the request's Host or Origin is not the daemon's own address",
+  FORKD_ERR_ROUTE_NOT_FOUND: 'no endpoint has that path',
+  FORKD_ERR_METHOD_NOT_ALLOWED: 'the endpoint does not accept that HTTP method',
+  FORKD_ERR_INTERNAL: 'an unexpected error inside the daemon',
 } as const;
 
 export type ErrorCode = keyof typeof codes;

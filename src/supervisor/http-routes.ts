@@ -1,0 +1,227 @@
+// Runs in the supervisor. The endpoints of the HTTP API under /v1, each a thin
+// adapter: the JSON schema rejects malformed input with the field it is about,
+// the RunService decides everything else.
+import { constants as osConstants } from 'node:os';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ForkdError } from '../errors';
+import type { Metrics } from './metrics';
+import { RUN_ID_PATTERN, isFinished, runStates, type RunRecord, type RunState } from './run-record';
+import type { OutputStream, RunService, StartRunRequest } from './run-service';
+import { errorBody, statusOf } from './http-errors';
+import { followOutput, readOutput } from './http-output';
+
+/** The longest a GET /v1/runs/:id?waitMs=N waits; larger N are capped, the client polls again. */
+export const MAX_WAIT_MS = 60_000;
+
+const boolText = { type: 'string', enum: ['true', 'false', '1', '0'] } as const;
+const idParams = {
+  type: 'object',
+  properties: { id: { type: 'string', pattern: RUN_ID_PATTERN.source } },
+  required: ['id'],
+  additionalProperties: false,
+} as const;
+const noQuery = { type: 'object', additionalProperties: false } as const;
+
+const startSchema = {
+  querystring: { type: 'object', properties: { wait: boolText }, additionalProperties: false },
+  body: {
+    type: 'object',
+    properties: {
+      handler: { type: 'string', minLength: 1, maxLength: 256 },
+      args: {},
+      id: { type: 'string', pattern: RUN_ID_PATTERN.source },
+      timeoutMs: { type: 'integer', minimum: 1, maximum: 2_147_483_647 },
+      env: {
+        type: 'object',
+        maxProperties: 1024,
+        propertyNames: { pattern: '^[^=\\u0000]{1,1024}$' },
+        additionalProperties: { type: 'string', pattern: '^[^\\u0000]*$' },
+      },
+    },
+    required: ['handler'],
+    additionalProperties: false,
+  },
+} as const;
+
+const signalSchema = {
+  params: idParams,
+  querystring: noQuery,
+  body: {
+    type: 'object',
+    properties: { signal: { anyOf: [{ type: 'string', minLength: 1, maxLength: 16 }, { type: 'integer' }] } },
+    required: ['signal'],
+    additionalProperties: false,
+  },
+} as const;
+
+interface IdParams {
+  id: string;
+}
+
+const truthy = (value: string | undefined): boolean => value === 'true' || value === '1';
+
+/** 'TERM', 'sigterm', 'SIGTERM' and 15 are one signal; anything else is a 400 that says what is accepted. */
+export function parseSignal(value: string | number): string | number {
+  const signals = osConstants.signals as Record<string, number>;
+  if (typeof value === 'number') {
+    if (Number.isInteger(value) && value >= 1 && value <= 64) return value;
+  } else {
+    const upper = value.toUpperCase();
+    const name = upper.startsWith('SIG') ? upper : `SIG${upper}`;
+    if (Object.hasOwn(signals, name)) return name;
+  }
+  throw new ForkdError('FORKD_ERR_INVALID_ARG', `body.signal must be a signal name such as "SIGTERM" or a number from 1 to 64, got ${JSON.stringify(value)}`);
+}
+
+function notFound(id: string): ForkdError {
+  return new ForkdError('FORKD_ERR_RUN_NOT_FOUND', `no run has the id ${JSON.stringify(id)}`);
+}
+
+export interface RouteContext {
+  service: RunService;
+  metrics: Metrics;
+  /** Waits in progress (long-polls, ?wait=true, follows): close() ends them so they answer now. */
+  waits: Set<AbortController>;
+  onStopRequested(): void;
+}
+
+export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
+  const { service, metrics } = ctx;
+
+  /** An AbortController that fires when the client goes away or the API closes. */
+  function waitScope(reply: FastifyReply): AbortController {
+    const ac = new AbortController();
+    ctx.waits.add(ac);
+    reply.raw.once('close', () => {
+      ctx.waits.delete(ac);
+      ac.abort();
+    });
+    return ac;
+  }
+
+  /**
+   * The record once the run has ended, or as it is when maxMs pass or the
+   * wait is aborted. Waits longer than MAX_WAIT_MS go in slices; a slice that
+   * comes back early with the run still going was woken on purpose (the
+   * daemon is stopping or restarting) and is answered at once.
+   */
+  async function waitUntilEnded(id: string, maxMs: number, signal: AbortSignal): Promise<RunRecord> {
+    const deadline = Date.now() + maxMs;
+    for (;;) {
+      const record = service.get(id);
+      if (record === undefined) throw notFound(id);
+      const slice = Math.min(deadline - Date.now(), MAX_WAIT_MS);
+      if (isFinished(record) || signal.aborted || slice <= 0) return record;
+      const began = Date.now();
+      let woken: RunRecord;
+      try {
+        woken = await service.waitForEnd(id, slice, signal);
+      } catch (error) {
+        if (!signal.aborted) throw error;
+        continue;
+      }
+      if (!isFinished(woken) && Date.now() - began < slice - 5) return service.get(id) ?? woken;
+    }
+  }
+
+  function requireRun(id: string): RunRecord {
+    const record = service.get(id);
+    if (record === undefined) throw notFound(id);
+    return record;
+  }
+
+  app.post<{ Body: StartRunRequest; Querystring: { wait?: string } }>('/v1/runs', { schema: startSchema }, async (request, reply) => {
+    const body = request.body;
+    const scope = truthy(request.query.wait) ? waitScope(reply) : null;
+    let record = await service.start({ handler: body.handler, args: body.args, id: body.id, timeoutMs: body.timeoutMs, env: body.env });
+    if (scope !== null && !isFinished(record)) record = await waitUntilEnded(record.id, Infinity, scope.signal);
+    return reply.code(201).send(record);
+  });
+
+  app.get<{ Querystring: { state?: RunState } }>(
+    '/v1/runs',
+    { schema: { querystring: { type: 'object', properties: { state: { type: 'string', enum: [...runStates] } }, additionalProperties: false } } },
+    async (request) => ({ runs: service.list(request.query.state === undefined ? undefined : { state: request.query.state }) }),
+  );
+
+  app.get<{ Params: IdParams; Querystring: { waitMs?: string } }>(
+    '/v1/runs/:id',
+    {
+      schema: {
+        params: idParams,
+        querystring: { type: 'object', properties: { waitMs: { type: 'string', pattern: '^[0-9]{1,10}$' } }, additionalProperties: false },
+      },
+    },
+    async (request, reply) => {
+      const record = requireRun(request.params.id);
+      const waitMs = Math.min(Number(request.query.waitMs ?? 0), MAX_WAIT_MS);
+      if (waitMs === 0 || isFinished(record)) return record;
+      return waitUntilEnded(record.id, waitMs, waitScope(reply).signal);
+    },
+  );
+
+  app.get<{ Params: IdParams; Querystring: { stream?: OutputStream; follow?: string } }>(
+    '/v1/runs/:id/output',
+    {
+      schema: {
+        params: idParams,
+        querystring: {
+          type: 'object',
+          properties: { stream: { type: 'string', enum: ['stdout', 'stderr'] }, follow: boolText },
+          additionalProperties: false,
+        },
+      },
+    },
+    async (request: FastifyRequest<{ Params: IdParams; Querystring: { stream?: OutputStream; follow?: string } }>, reply) => {
+      const record = requireRun(request.params.id);
+      const file = service.outputPath(record.id, request.query.stream ?? 'stdout');
+      reply.type('text/plain; charset=utf-8').header('cache-control', 'no-store').header('x-content-type-options', 'nosniff');
+      if (truthy(request.query.follow)) return reply.send(followOutput(service, record.id, file, waitScope(reply).signal));
+      const { stream, length } = await readOutput(file);
+      return reply.header('content-length', length).send(stream);
+    },
+  );
+
+  app.post<{ Params: IdParams; Body: { signal: string | number } }>('/v1/runs/:id/signal', { schema: signalSchema }, async (request) => {
+    const signal = parseSignal(request.body.signal);
+    const record = requireRun(request.params.id);
+    if (isFinished(record) || !service.signal(record.id, signal)) {
+      throw new ForkdError('FORKD_ERR_RUN_ENDED', `run ${JSON.stringify(record.id)} has already ended (${service.get(record.id)?.state ?? 'freed'})`);
+    }
+    return { id: record.id, signal, sent: true };
+  });
+
+  app.delete<{ Params: IdParams }>('/v1/runs/:id', { schema: { params: idParams, querystring: noQuery } }, async (request) => {
+    const record = requireRun(request.params.id);
+    if (!isFinished(record)) {
+      throw new ForkdError('FORKD_ERR_RUN_RUNNING', `run ${JSON.stringify(record.id)} is still running: signal it first, then free it once it has ended`);
+    }
+    service.free(record.id);
+    return { id: record.id, freed: true };
+  });
+
+  app.post('/v1/restart', { schema: { querystring: noQuery } }, async (_request, reply) => {
+    const result = await service.restart();
+    if (!result.ok) {
+      const message = `restart refused, still serving the old code: ${result.error ?? 'unknown error'}`;
+      const body = { ...errorBody('FORKD_ERR_APP_LOAD', message), appVersion: result.appVersion, loadedAt: result.loadedAt };
+      return reply.code(statusOf('FORKD_ERR_APP_LOAD')).send(body);
+    }
+    return result;
+  });
+
+  app.post('/v1/stop', { schema: { querystring: noQuery } }, async (_request, reply) => {
+    // Answer first: the stop closes this very connection.
+    reply.raw.once('close', () => ctx.onStopRequested());
+    return reply.code(202).send({ stopping: true });
+  });
+
+  app.get('/v1/health', { schema: { querystring: noQuery } }, async (_request, reply) => {
+    const report = service.health();
+    return reply.code(report.status === 'ok' ? 200 : 503).send(report);
+  });
+
+  app.get('/metrics', { schema: { querystring: noQuery } }, async (_request, reply) => {
+    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+}
