@@ -19,3 +19,4 @@ export { ExitWatch } from './lib/exit-watch';
 export { kill, killpg, setsid, setpgid, getpgid, setProcessTitle, setDeathSignal, setChildSubreaper, redirectStdio, closeFdsExcept, openFds } from './lib/process-control';
 export { ForkdError, codes } from './errors';
 export type { ErrorCode } from './errors';
+export * from './client/client';

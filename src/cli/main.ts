@@ -1,0 +1,96 @@
+#!/usr/bin/env node
+// Runs as the `forkd` command: `forkd serve` becomes the daemon's supervisor;
+// every other command is a short-lived client of a running daemon. Errors are
+// one line on stderr: exit 2 for a wrong command line, 1 for a failure.
+import type { Writable } from 'node:stream';
+import { ForkdError } from '../errors';
+import type { SupervisorConfig } from '../supervisor/config';
+import { UsageError, clientFrom, globalOptions, parseCommand, splitCommand } from './args';
+import { commands, type Io } from './commands';
+import { usage } from './usage';
+import { parseArgs } from 'node:util';
+import type { ForkdClient } from '../client/client';
+
+async function serve(args: string[], io: Io): Promise<number> {
+  if (args.includes('--help') || args.includes('-h')) {
+    io.stdout.write(`${usage.serve}\n`);
+    return 0;
+  }
+  // Loaded only here: the client commands never load the daemon's code.
+  const { parseServeArgs } = await import('../supervisor/config');
+  let config: SupervisorConfig;
+  try {
+    config = parseServeArgs(args);
+  } catch (error) {
+    if (error instanceof ForkdError && error.code === 'FORKD_ERR_INVALID_ARG') throw new UsageError(error.message.replace(/^forkd serve: /, ''), 'serve');
+    throw error;
+  }
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { main } = require('../supervisor/main') as { main(config: SupervisorConfig): Promise<void> };
+  await main(config);
+  return 0;
+}
+
+/** Runs the CLI with `argv` (without node and the script); resolves with the exit status. */
+export async function cli(argv: string[], io: Io = { stdout: process.stdout, stderr: process.stderr }, env = process.env): Promise<number> {
+  let command: string | undefined;
+  try {
+    const split = splitCommand(argv);
+    command = split.command;
+    const globals = parseArgs({ args: split.globals, options: globalOptions, strict: true }).values;
+    if (command === undefined || command === 'help') {
+      const topic = split.rest[0];
+      const text = topic !== undefined && Object.hasOwn(usage, topic) ? usage[topic] : usage.forkd;
+      (command === undefined && globals.help !== true ? io.stderr : io.stdout).write(`${text}\n`);
+      return command === undefined && globals.help !== true ? 2 : 0;
+    }
+    if (command === 'serve') return await serve(split.rest, io);
+    const spec = Object.hasOwn(commands, command) ? commands[command] : undefined;
+    if (spec === undefined) throw new UsageError(`unknown command ${JSON.stringify(command)}; run 'forkd --help' for the list`);
+    if (globals.help === true) {
+      io.stdout.write(`${usage[command]}\n`);
+      return 0;
+    }
+    const parsed = parseCommand(command, split.rest, spec.options, spec.positionals);
+    if (parsed.values.help === true) {
+      io.stdout.write(`${usage[command]}\n`);
+      return 0;
+    }
+    let client: ForkdClient | undefined;
+    try {
+      return await spec.run(() => (client ??= clientFrom({ ...globals, ...parsed.values }, env)), parsed, io);
+    } finally {
+      client?.close();
+    }
+  } catch (error) {
+    if (error instanceof UsageError) {
+      const help = error.command ?? (command !== undefined && Object.hasOwn(usage, command) ? command : undefined);
+      io.stderr.write(`forkd: ${error.message} (see 'forkd ${help !== undefined ? `${help} ` : ''}--help')\n`);
+      return 2;
+    }
+    io.stderr.write(`forkd: ${oneLine(error)}\n`);
+    return 1;
+  }
+}
+
+function oneLine(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.replace(/\s*\n\s*/g, ' ');
+}
+
+function flush(stream: Writable): Promise<void> {
+  return new Promise((resolve) => stream.write('', () => resolve()));
+}
+
+if (require.main === module) {
+  cli(process.argv.slice(2)).then(
+    async (status) => {
+      await Promise.all([flush(process.stdout), flush(process.stderr)]);
+      process.exitCode = status;
+    },
+    (error: unknown) => {
+      process.stderr.write(`forkd: ${oneLine(error)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

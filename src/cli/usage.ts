@@ -1,0 +1,129 @@
+// Runs in the `forkd` CLI. The help text of every command.
+
+const CONNECT = `Where the daemon is (every client command):
+  --url URL        the daemon's HTTP address (default http://127.0.0.1:7070, or FORKD_URL)
+  --socket PATH    talk over the daemon's unix socket instead (or FORKD_SOCKET)
+  --token TOKEN    the daemon's bearer token (or FORKD_TOKEN)`;
+
+export const usage: Record<string, string> = {
+  forkd: `Usage: forkd COMMAND [options]
+
+Run jobs of a preloaded Node.js app, each in a fork()ed child of a zygote.
+
+Daemon:
+  serve --app FILE      run the daemon (forkd serve --help for its options)
+
+Client commands:
+  run HANDLER           start a run (--wait: follow it and exit with its code)
+  ps                    list runs
+  status ID             show a run's record as JSON
+  logs ID               print a run's output (-f follows it)
+  kill ID               send a signal to a run (default SIGTERM)
+  free ID               forget a finished run and delete its output
+  restart               reload the app code in a new zygote
+  stop                  stop the daemon gracefully
+  health                show the daemon's health (exit 1 when degraded)
+
+${CONNECT}
+
+Run 'forkd COMMAND --help' for a command's options.`,
+
+  serve: `Usage: forkd serve --app FILE [options]
+
+Starts the daemon: a supervisor serving the HTTP API and a zygote that loads FILE once.
+
+  --app FILE                 the application module (exports handlers)
+  --host HOST                HTTP address (default 127.0.0.1; others require --token)
+  --port N                   HTTP port (default 7070; 0 picks a free one)
+  --socket PATH              also serve the HTTP API on a unix socket (mode 0600)
+  --token TOKEN              require "Authorization: Bearer TOKEN" (or FORKD_TOKEN; 16+ characters)
+  --line-port N              serve the Phprocksyd line protocol on this port (off by default)
+  --line-host HOST           its address (loopback only; default: --host)
+  --state-dir DIR            run records and output (default ./.forkd)
+  --max-running N            concurrent runs; more are refused (default 64)
+  --retain N                 finished records kept (default 1000)
+  --max-output-bytes N       per run and stream (default 10 MiB)
+  --kill-grace-ms N          SIGTERM to SIGKILL on timeout (default 5000)
+  --spawn-timeout-ms N       a fork must report back within this (default 5000)
+  --max-line N               longest line-protocol request (default 1 MiB)
+  --line-idle-timeout-ms N   idle line-protocol connections are closed (default 300000)
+  --max-connections N        open HTTP connections (default 1024)
+  --stop-timeout N           ms running jobs get on stop before they are terminated (default 10000)
+  --prefork N                zygote prefork pool (default 0)
+  --log-level LEVEL          trace, debug, info, warn, error (default info; logs go to stderr)`,
+
+  run: `Usage: forkd run HANDLER [options]
+
+Starts a run of HANDLER. Prints its id, or with --wait follows it: prints its
+stdout and stderr as they come, then its result, and exits with its exit code
+(128 + N when a signal N ended it).
+
+  --args JSON          the handler's arguments (default: none)
+  --id ID              the run's id (default: generated)
+  --timeout-ms N       terminate the run after N ms
+  --env K=V            an environment variable for the run (repeatable)
+  --wait               follow the run to its end
+  --json               print the run's record as JSON instead of its id
+
+${CONNECT}`,
+
+  ps: `Usage: forkd ps [--state STATE] [--json]
+
+Lists runs: id, handler, state, pid, exit code or signal, start, duration.
+
+  --state STATE   only runs in STATE: running, exited, killed, timed_out, lost, failed_to_start
+  --json          print the records as JSON
+
+${CONNECT}`,
+
+  status: `Usage: forkd status ID [--wait-ms N]
+
+Prints the run's record as JSON.
+
+  --wait-ms N   wait up to N ms (at most 60000) for the run to end first
+
+${CONNECT}`,
+
+  logs: `Usage: forkd logs ID [-f] [--stderr]
+
+Prints the run's captured output.
+
+  -f, --follow   keep printing while the run runs; return when it has ended
+  --stderr       the run's stderr instead of its stdout
+
+${CONNECT}`,
+
+  kill: `Usage: forkd kill ID [--signal SIGNAL]
+
+Sends a signal to the run's process group.
+
+  -s, --signal SIGNAL   a name (SIGTERM, TERM) or number (default SIGTERM)
+
+${CONNECT}`,
+
+  free: `Usage: forkd free ID
+
+Forgets a finished run and deletes its output (a running run is refused).
+
+${CONNECT}`,
+
+  restart: `Usage: forkd restart
+
+Loads the application code anew in a new zygote; runs going on finish on the
+old code. When the new code fails to load, the daemon keeps the old and this
+command fails with the load error.
+
+${CONNECT}`,
+
+  stop: `Usage: forkd stop
+
+Stops the daemon gracefully: running jobs get --stop-timeout to finish.
+
+${CONNECT}`,
+
+  health: `Usage: forkd health
+
+Prints the daemon's health as JSON; exits 1 when it is degraded.
+
+${CONNECT}`,
+};
