@@ -71,6 +71,16 @@ api('GET /v1/runs/:id and GET /v1/runs with and without ?state', async () => {
   expectError(await request(t, { path: '/v1/runs/..%2Fetc' }), 400, 'FORKD_ERR_INVALID_ARG', 'path.id must be a run id');
 });
 
+api('ids of the full 128 characters work in paths; HEAD works, also on a followed output', async () => {
+  const id = `a${'b'.repeat(127)}`;
+  assert.is((await request(t, { method: 'POST', path: '/v1/runs', body: { handler: 'quick', id } })).status, 201);
+  assert.is((await request(t, { path: `/v1/runs/${id}` })).json.id, id);
+  expectError(await request(t, { path: `/v1/runs/${id}c` }), 400, 'FORKD_ERR_INVALID_ARG', 'path.id');
+  const head = await request(t, { method: 'HEAD', path: `/v1/runs/${id}/output?follow=true`, timeoutMs: 3000 });
+  assert.is(head.status, 200);
+  assert.is(head.text, '');
+});
+
 api('GET /v1/runs/:id/output: stdout by default, ?stream=stderr, plain text', async () => {
   await request(t, { method: 'POST', path: '/v1/runs', body: { handler: 'print', id: 'p' } });
   t.service.write('p', 'hello\n');

@@ -147,7 +147,8 @@ export async function createHttpApi(
     // Our own debug line per request (onResponse) replaces fastify's two info lines.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT_BYTES,
-    routerOptions: { ignoreTrailingSlash: true },
+    // Run ids are up to 128 characters (RUN_ID_PATTERN); the router's default cap is 100.
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 256 },
     return503OnClosing: false,
     requestIdHeader: false,
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
