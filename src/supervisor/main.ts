@@ -1,0 +1,67 @@
+// Runs in the supervisor: the daemon's entry (`forkd serve`). Wires the run
+// table (supervisor.ts) to its front ends (HTTP API, line protocol), handles
+// the process's own signals in one place (SIGTERM/SIGINT stop it gracefully,
+// SIGHUP restarts it), and performs the restart's execve with its handover.
+import pino from 'pino';
+import type { SupervisorConfig } from './config';
+import { HANDOVER_ENV, readHandover } from './handover';
+import { createHttpApi } from './http-api';
+import { createLineServer, LineServerState } from './line-server';
+import { Metrics } from './metrics';
+import type { RestartResult } from './run-service';
+import { Supervisor, SupervisorHandover } from './supervisor';
+
+/** Everything one supervisor image hands the next across the execve. */
+interface Handover {
+  version: 1;
+  supervisor: SupervisorHandover;
+  line: LineServerState | null;
+  restartResult: RestartResult;
+  restarts: number;
+}
+
+export async function main(config: SupervisorConfig): Promise<void> {
+  // Logs are structured JSON on stderr, written synchronously so the last
+  // lines before an exit or an exec are not lost.
+  const logger = pino({ level: config.logLevel, base: { pid: process.pid, role: 'supervisor' } }, pino.destination({ fd: 2, sync: true }));
+  process.title = 'forkd supervisor';
+
+  let inherited: Handover | undefined;
+  const handoverEnv = process.env[HANDOVER_ENV];
+  if (handoverEnv !== undefined) {
+    delete process.env[HANDOVER_ENV];
+    inherited = readHandover(handoverEnv, config.stateDir) as Handover;
+  }
+
+  const metrics = new Metrics();
+  const supervisor = new Supervisor(config, logger, metrics);
+  await supervisor.init(inherited?.supervisor);
+
+  const http = await createHttpApi(supervisor, config, { logger, metrics });
+  await http.listen();
+  const line = config.linePort !== null ? createLineServer(supervisor, config, { logger, inherited: inherited?.line ?? undefined, restartResult: inherited?.restartResult }) : null;
+  if (line !== null) await line.listen();
+  const restarts = (inherited?.restarts ?? 0) + (inherited !== undefined ? 1 : 0);
+  logger.info({ port: http.port(), linePort: line?.port() ?? null, socket: config.socket, app: config.app, stateDir: config.stateDir, restarts }, inherited ? 'forkd restarted' : 'forkd listening');
+
+  let stopping: Promise<void> | null = null;
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      logger.info({ stopTimeoutMs: config.stopTimeoutMs }, 'stopping');
+      supervisor.beginStop();
+      await Promise.all([http.close(), line?.close()]);
+      await supervisor.shutdown(config.stopTimeoutMs);
+      logger.info('stopped');
+      process.exit(0);
+    })());
+  supervisor.onStop = stop;
+  process.on('SIGTERM', () => void stop());
+  process.on('SIGINT', () => void stop());
+  process.on('SIGHUP', () => {
+    void supervisor.restart().then((result) => logger.info(result, 'restart (SIGHUP)'));
+  });
+  // A bug must not take the run table down with it: log it and keep serving.
+  process.on('uncaughtException', (error) => logger.error({ err: error }, 'uncaught exception in the supervisor'));
+  process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection in the supervisor'));
+}
+
