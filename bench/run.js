@@ -15,6 +15,7 @@
 'use strict';
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
+const os = require('node:os');
 const path = require('node:path');
 const cfg = require('./lib/config');
 const { compileC, machine } = require('./lib/procs');
@@ -55,7 +56,7 @@ function plan() {
     }
     if (isApp && want('scaling')) p.forkd.burst = { sizes: cfg.burst, samples: cfg.burstSamples };
     if (isApp && want('throughput')) {
-      p.forkd.throughput = { duration: cfg.duration, concurrency: cfg.concurrency, c: { duration: cfg.cDuration } };
+      p.forkd.throughput = { duration: cfg.duration, concurrency: cfg.concurrency, c: { duration: cfg.cDuration }, blocks: cfg.blocks };
     }
     if (mb === M && want('memory')) {
       p.forkd.memory = { children: cfg.quick ? 1 : 3 };
@@ -88,13 +89,15 @@ async function main() {
     config: { ...cfg, scenarios: [...cfg.scenarios], ALL_SCENARIOS: undefined, root: undefined, resultsDir: undefined },
     sizes: [],
     errors: [],
+    // The machine is shared: its load before and after says how noisy the run was.
+    loadAverage: { start: os.loadavg() },
   };
 
   if (cfg.scenarios.has('throughput')) {
     try {
       // "A zygote that loads nothing": the same host with an empty app.
       results.empty = await measureSize(0, {
-        forkd: { throughput: { duration: cfg.duration, concurrency: cfg.concurrency, c: { duration: cfg.cDuration } } },
+        forkd: { throughput: { duration: cfg.duration, concurrency: cfg.concurrency, c: { duration: cfg.cDuration }, blocks: cfg.blocks } },
       });
     } catch (error) {
       log(`empty zygote: ${error.message}`);
@@ -125,10 +128,13 @@ async function main() {
   const scaling = results.sizes.filter((r) => r.forkd?.start);
   results.targets = report.targets({ app, memory, empty: results.empty, daemon: results.daemon, sizes: scaling });
   results.elapsedS = Math.round((Date.now() - started) / 1000);
+  results.loadAverage.end = os.loadavg();
 
   print();
   print(`forkd benchmark, ${results.date}${cfg.quick ? ' (quick mode: few samples, short durations)' : ''}`);
   print(`${info.cpus} x ${info.cpuModel}, ${info.memoryGb} GB RAM, Linux ${info.kernel}, Node ${info.node}, THP ${info.thp}`);
+  const load = (l) => l.map((v) => v.toFixed(2)).join(' ');
+  print(`load average at start ${load(results.loadAverage.start)}, at end ${load(results.loadAverage.end)} (1, 5, 15 min; ${info.cpus} cores)`);
   if (app?.forkd?.start) {
     print(`\n1. Start latency, ${app.mb} MB app (call to the job's first line; "vs C": ratio to C's fork() at the zygote's RSS; "cp.fork / this": how many times faster than child_process.fork)`);
     print(report.startTable(app, results.daemon));

@@ -165,43 +165,64 @@ async function burst({ sizes, samples }) {
 // in flight, for a fixed duration; with the CPU each run cost the parent
 // (process.cpuUsage) and the child (its rusage), which is where the two
 // cores go.
-async function throughput({ duration, concurrency, c: cOptions }) {
+async function forkdRuns(c, seconds) {
+  let done = 0;
+  let failed = 0;
+  let childCpuMs = 0;
+  const t0 = now();
+  const cpu0 = process.cpuUsage();
+  const deadline = Date.now() + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: c }, async () => {
+      while (Date.now() < deadline) {
+        const child = await forkd.forkRun(() => 1);
+        const info = await child.exited;
+        stayInHost();
+        childCpuMs += info.rusage.userMs + info.rusage.systemMs;
+        if (info.code === 0 && info.result === 1) done++;
+        else failed++;
+      }
+    }),
+  );
+  const cpu = process.cpuUsage(cpu0);
+  return { runs: done, failed, seconds: msBetween(t0, now()) / 1000, parentCpuMs: (cpu.user + cpu.system) / 1000, childCpuMs };
+}
+
+// Sums of segments as one measurement: runs per second over all of them.
+function total(segments) {
+  const sum = (k) => segments.reduce((a, x) => a + x[k], 0);
+  const runs = sum('runs');
+  const all = runs + sum('failed');
+  return {
+    runs,
+    failed: sum('failed'),
+    seconds: sum('seconds'),
+    perSecond: runs / sum('seconds'),
+    parentCpuMsPerRun: sum('parentCpuMs') / all,
+    childCpuMsPerRun: sum('childCpuMs') / all,
+  };
+}
+
+// With `c`, the C cycle at this process's RSS and the same concurrency is
+// measured too, in `blocks` segments taken in turn with forkd's, so that
+// both rates see the same state of a noisy machine.
+async function throughput({ duration, concurrency, c: cOptions, blocks = 1 }) {
   const out = {};
   if (cOptions) out.c = {};
   for (const c of concurrency) {
-    let done = 0;
-    let failed = 0;
-    let childCpuMs = 0;
-    const t0 = now();
-    const cpu0 = process.cpuUsage();
-    const deadline = Date.now() + duration * 1000;
-    await Promise.all(
-      Array.from({ length: c }, async () => {
-        while (Date.now() < deadline) {
-          const child = await forkd.forkRun(() => 1);
-          const info = await child.exited;
-          stayInHost();
-          childCpuMs += info.rusage.userMs + info.rusage.systemMs;
-          if (info.code === 0 && info.result === 1) done++;
-          else failed++;
-        }
-      }),
-    );
-    const cpu = process.cpuUsage(cpu0);
-    const seconds = msBetween(t0, now()) / 1000;
-    const runs = done + failed;
-    out[c] = {
-      runs: done,
-      failed,
-      seconds,
-      perSecond: done / seconds,
-      parentCpuMsPerRun: (cpu.user + cpu.system) / 1000 / runs,
-      childCpuMsPerRun: childCpuMs / runs,
-    };
-    log(`throughput at concurrency ${c}: ${(done / seconds).toFixed(0)} runs/s`);
+    const mine = [];
+    const theirs = [];
+    for (let b = 0; b < blocks; b++) {
+      mine.push(await forkdRuns(c, duration / blocks));
+      if (cOptions) {
+        const r = await runC({ mb: cMb().rss, throughput: cOptions.duration / blocks, concurrency: c });
+        theirs.push({ runs: r.cycles, failed: 0, seconds: r.seconds, parentCpuMs: r.parentCpuMsPerRun * r.cycles, childCpuMs: r.childCpuMsPerRun * r.cycles });
+      }
+    }
+    out[c] = total(mine);
+    log(`throughput at concurrency ${c}: ${out[c].perSecond.toFixed(0)} runs/s`);
     if (cOptions) {
-      // C at this process's RSS and the same concurrency, right after.
-      out.c[c] = await runC({ mb: cMb().rss, throughput: cOptions.duration, concurrency: c });
+      out.c[c] = total(theirs);
       log(`C throughput at concurrency ${c}: ${out.c[c].perSecond.toFixed(0)} cycles/s`);
     }
   }
