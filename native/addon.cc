@@ -51,6 +51,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("openFds", Napi::Function::New(env, OpenFds));
   exports.Set("pipe", Napi::Function::New(env, Pipe));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd));
+  exports.Set("dupFd", Napi::Function::New(env, DupFd));
+  exports.Set("keepPipePath", Napi::Function::New(env, KeepPipePath));
   exports.Set("flushStdio", Napi::Function::New(env, FlushStdioJs));
   exports.Set("execve", Napi::Function::New(env, Execve));
   return exports;

@@ -145,6 +145,38 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// dupFd(fd) -> a new close-on-exec fd for the same open file description:
+// what keeps a listening socket open (its backlog queueing) after the server
+// that owned it has closed its own fd.
+Napi::Value DupFd(const Napi::CallbackInfo& info) {
+  int fd;
+  if (!ArgInt(info, 0, &fd)) return info.Env().Undefined();
+  int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  if (copy < 0) return ThrowErrno(info.Env(), errno, "fcntl", "F_DUPFD_CLOEXEC");
+  return Napi::Number::New(info.Env(), copy);
+}
+
+namespace {
+void ForgetPipeName(uv_handle_t* handle, void* arg) {
+  if (handle->type != UV_NAMED_PIPE) return;
+  uv_os_fd_t fd;
+  if (uv_fileno(handle, &fd) != 0 || fd != *static_cast<int*>(arg)) return;
+  // libuv unlinks a bound pipe's path when the handle closes; a server handed
+  // over to another process image must leave the path in place.
+  reinterpret_cast<uv_pipe_t*>(handle)->pipe_fname = nullptr;
+}
+}  // namespace
+
+// keepPipePath(fd): closing the unix-socket server on fd will not unlink its path.
+Napi::Value KeepPipePath(const Napi::CallbackInfo& info) {
+  int fd;
+  if (!ArgInt(info, 0, &fd)) return info.Env().Undefined();
+  uv_loop_t* loop = nullptr;
+  napi_get_uv_event_loop(info.Env(), &loop);
+  uv_walk(loop, ForgetPipeName, &fd);
+  return info.Env().Undefined();
+}
+
 Napi::Value OpenFds(const Napi::CallbackInfo& info) {
   std::set<int> fds = ListFds();
   Napi::Array out = Napi::Array::New(info.Env(), fds.size());

@@ -15,4 +15,6 @@ Napi::Value CloseFdsExcept(const Napi::CallbackInfo& info);
 Napi::Value OpenFds(const Napi::CallbackInfo& info);
 Napi::Value Pipe(const Napi::CallbackInfo& info);
 Napi::Value CloseFd(const Napi::CallbackInfo& info);
+Napi::Value DupFd(const Napi::CallbackInfo& info);
+Napi::Value KeepPipePath(const Napi::CallbackInfo& info);
 }  // namespace forkd

@@ -43,6 +43,8 @@ export interface Native {
   openFds(): number[];
   pipe(): [number, number];
   closeFd(fd: number): void;
+  dupFd(fd: number): number;
+  keepPipePath(fd: number): void;
   execve(file: string, argv: string[], env: string[], keepFds: number[]): never;
 }
 
