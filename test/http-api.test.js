@@ -353,8 +353,11 @@ unix('serves on the socket with mode 0600, any Host, no Origin; removes it on cl
   assert.not.ok(fs.existsSync(socket), 'socket file removed on close');
 });
 
-unix('a stale socket file is replaced; a live one or a regular file is refused', async () => {
+const tcpServers = () => process.getActiveResourcesInfo().filter((r) => r === 'TCPServerWrap').length;
+
+unix('a stale socket file is replaced; a live one or a regular file is refused, and the TCP port given back', async () => {
   const socket = path.join(dir, 'forkd.sock');
+  const serversBefore = tcpServers();
   const live = net.createServer().listen(socket);
   await new Promise((r) => live.once('listening', r));
   try {
@@ -382,6 +385,7 @@ unix('a stale socket file is replaced; a live one or a regular file is refused',
     assert.match(error.message, /not a socket/);
   }
   assert.is(fs.readFileSync(file, 'utf8'), 'keep me');
+  assert.is(tcpServers(), serversBefore, 'a failed start leaves no TCP server listening');
 });
 
 unix.run();

@@ -25,8 +25,7 @@ async function serve(args: string[], io: Io): Promise<number> {
     if (error instanceof ForkdError && error.code === 'FORKD_ERR_INVALID_ARG') throw new UsageError(error.message.replace(/^forkd serve: /, ''), 'serve');
     throw error;
   }
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { main } = require('../supervisor/main') as { main(config: SupervisorConfig): Promise<void> };
+  const { main } = await import('../supervisor/main');
   await main(config);
   return 0;
 }
@@ -83,6 +82,13 @@ function flush(stream: Writable): Promise<void> {
 }
 
 if (require.main === module) {
+  // `forkd logs -f ID | head`: a reader that went away is an ordinary end, not a crash.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE') throw error;
+      process.exit(process.exitCode ?? 0);
+    });
+  }
   cli(process.argv.slice(2)).then(
     async (status) => {
       await Promise.all([flush(process.stdout), flush(process.stderr)]);

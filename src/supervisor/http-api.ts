@@ -232,6 +232,7 @@ export async function createHttpApi(
 
   async function listen(): Promise<void> {
     await app.ready();
+    if (config.socket !== null) await clearStaleSocket(config.socket);
     try {
       await listenOn(server, { host: config.host, port: config.port });
     } catch (error) {
@@ -239,8 +240,18 @@ export async function createHttpApi(
       throw new ForkdError('FORKD_ERR_INVALID_ARG', `cannot listen on ${config.host}:${config.port}: ${e.code ?? e.message}${e.code === 'EADDRINUSE' ? ' (is another `forkd serve` running? pick another --port)' : ''}`, { cause: error });
     }
     guard.setPort(port());
+    try {
+      await listenUnix();
+    } catch (error) {
+      // Half a daemon is worse than none: give the TCP port back.
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      throw error;
+    }
+    log.info({ url: `http://${guard.ownHost()}`, socket: config.socket, auth: config.token !== null }, 'http api listening');
+  }
+
+  async function listenUnix(): Promise<void> {
     if (config.socket !== null) {
-      await clearStaleSocket(config.socket);
       const unix = makeServer((req, res) => {
         (req as MarkedRequest)[kViaUnixSocket] = true;
         handler(req, res);
@@ -257,7 +268,6 @@ export async function createHttpApi(
       unixInode = fs.statSync(config.socket).ino;
       unixServer = unix;
     }
-    log.info({ url: `http://${guard.ownHost()}`, socket: config.socket, auth: config.token !== null }, 'http api listening');
   }
 
   function port(): number {
