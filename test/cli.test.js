@@ -97,6 +97,23 @@ withDaemon('logs prints stdout, --stderr the other stream, -f follows a running 
   oneLineError(await forkd('logs', 'nope'), 1, 'nope');
 });
 
+withDaemon('logs -f into a reader that goes away (| head) ends quietly with status 0', async () => {
+  const { spawn } = require('node:child_process');
+  const { CLI } = require('./serve');
+  assert.is((await forkd('run', 'drip', '--args', '{"everyMs":10}', '--id', 'cli-pipe')).code, 0);
+  const child = spawn(process.execPath, [CLI, '--url', d.url, 'logs', '-f', 'cli-pipe'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (c) => (stderr += c));
+  const closed = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
+  await new Promise((resolve) => child.stdout.once('data', resolve));
+  child.stdout.destroy();
+  const { code, signal } = await Promise.race([closed, new Promise((_, reject) => setTimeout(() => reject(new Error('logs -f went on after its reader left')), 10000))]);
+  assert.is(signal, null);
+  assert.is(code, 0);
+  assert.is(stderr, '');
+  await forkd('kill', 'cli-pipe');
+});
+
 withDaemon('kill sends SIGTERM by default, --signal another; a finished run is an error', async () => {
   assert.is((await forkd('run', 'stubborn', '--id', 'cli-k')).code, 0);
   await until(async () => (await d.request({ path: '/v1/runs/cli-k' })).json.pid, 2000, 'a pid');
