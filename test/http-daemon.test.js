@@ -234,6 +234,53 @@ api('Host and Origin of web pages are refused with 403; nothing runs', async () 
   assert.is((await d.request({ path: '/v1/health', headers: { host: `localhost:${d.port}`, origin: `http://localhost:${d.port}` } })).status, 200);
 });
 
+api('nothing a client sends crashes the daemon: 300 random requests, then it still serves', async () => {
+  const net = require('node:net');
+  let seed = 42;
+  const rand = (n) => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  const pick = (xs) => xs[rand(xs.length)];
+  const junk = (n) => Buffer.from(Array.from({ length: n }, () => rand(256)));
+  const methods = ['GET', 'POST', 'DELETE', 'PUT', 'HEAD', 'OPTIONS', 'PATCH'];
+  const paths = ['/v1/runs', '/v1/runs?wait=true', '/v1/runs/x', '/v1/runs/x/output?follow=true', '/v1/runs/x/signal', '/v1/restart?x=1', '/v1/health', '/metrics', '/v1/runs/%00', '/v1/runs/%', '/..%2f..%2f', `/v1/runs/${'a'.repeat(5000)}`];
+  const bodies = [
+    () => JSON.stringify({ handler: pick(['echo', 'constructor', '__proto__', '', 'x'.repeat(300)]), args: rand(2) ? null : { deep: [[[[{}]]]] } }),
+    () => JSON.stringify({ handler: 'echo', timeoutMs: pick([0, -1, 1e20, '5', null, 1.5]) }),
+    () => JSON.stringify({ signal: pick(['SIGKILL', 'KILL', 0, -9, 1e9, {}, [], 'x'.repeat(100)]) }),
+    () => '{"a":'.repeat(rand(2000)),
+    () => junk(rand(3000)).toString('latin1'),
+    () => '',
+  ];
+  for (let i = 0; i < 300; i++) {
+    if (i % 30 === 0) {
+      // Raw bytes that are not even HTTP.
+      await new Promise((resolve) => {
+        const s = net.connect(d.port, '127.0.0.1', () => s.end(junk(rand(500) + 1)));
+        s.on('error', resolve);
+        s.on('close', resolve);
+        s.resume();
+      });
+      continue;
+    }
+    const body = pick(bodies)();
+    const method = pick(methods);
+    const res = await d.request({
+      method,
+      path: pick(paths),
+      body: method === 'GET' || method === 'HEAD' ? undefined : body,
+      headers: { 'content-type': pick(['application/json', 'application/json; charset=utf-8', 'text/plain', 'application/x-www-form-urlencoded']) },
+    }).catch((error) => ({ status: 0, error }));
+    assert.ok(res.status === 0 || (res.status >= 200 && res.status < 500) || res.status === 503, `${method}: ${res.status} ${res.text}`);
+    if (res.status === 201 && res.json?.state === 'running') await d.request({ method: 'POST', path: `/v1/runs/${res.json.id}/signal`, body: { signal: 'SIGKILL' } });
+  }
+  assert.is(d.child.exitCode, null, 'the daemon is alive');
+  assert.is((await d.request({ path: '/v1/health' })).status, 200);
+  assert.is((await runToEnd({ handler: 'echo', args: 'still here' })).result, 'still here');
+  assert.not.ok(d.logs().some((r) => r.level >= 50), 'no error logged');
+});
+
 api('POST /v1/restart loads the app anew', async () => {
   const res = await d.request({ method: 'POST', path: '/v1/restart' });
   assert.is(res.status, 200, res.text);
