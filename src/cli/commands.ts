@@ -82,7 +82,9 @@ const run: CommandSpec = {
     const record = await c.run(positionals[0], args, { id: values.id as string | undefined, timeoutMs, env });
     if (values.wait !== true) {
       await write(io.stdout, values.json === true ? json(record) : `${record.id}\n`);
-      return 0;
+      if (record.state !== 'failed_to_start') return 0;
+      await write(io.stderr, `forkd: ${describeEnd(record)}\n`);
+      return 1;
     }
     const final = record.state === 'running' ? await followRun(c, record, io) : record;
     if (values.json === true) await write(io.stdout, json(final));
