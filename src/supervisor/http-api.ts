@@ -12,6 +12,7 @@ import { ForkdError } from '../errors';
 import type { SupervisorConfig } from './config';
 import { BODY_LIMIT_BYTES, errorBody, toHttpError } from './http-errors';
 import { RequestGuard } from './http-guard';
+import { ConnectionTracker, HttpHandover, adoptConnection, stopAccepting } from './http-handover';
 import { registerRoutes } from './http-routes';
 import type { Metrics } from './metrics';
 import type { RunService } from './run-service';
@@ -25,7 +26,17 @@ export interface HttpApi {
   port(): number;
   /** The TCP server, for handing its fd over across a restart. */
   server: http.Server;
+  /** Restart, step 1: stop accepting, answer waits, let requests in flight finish. */
+  quiesce(): Promise<void>;
+  /** Step 2, in the same tick as the execve: what the next image takes over. */
+  snapshot(): HttpHandover;
+  /** The restart did not happen: accept and serve again. */
+  resume(): void;
+  /** The fds a snapshot hands over. */
+  handoverFds(state: HttpHandover): number[];
 }
+
+export type { HttpHandover };
 
 /** How long clients may take. Slow ones cannot pin the daemon: headers within 10 s, the whole request within 30 s. */
 export interface HttpTimeouts {
@@ -49,7 +60,7 @@ function pathPattern(url: string): RegExp {
   return new RegExp(`^${escaped.join('/')}/?$`);
 }
 
-function listenOn(server: net.Server, options: net.ListenOptions): Promise<void> {
+function listenOn(server: net.Server, options: net.ListenOptions | { fd: number }): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (error: Error): void => {
       server.off('listening', onListening);
@@ -61,7 +72,7 @@ function listenOn(server: net.Server, options: net.ListenOptions): Promise<void>
     };
     server.once('error', onError);
     server.once('listening', onListening);
-    server.listen(options);
+    server.listen(options as net.ListenOptions);
   });
 }
 
@@ -99,7 +110,7 @@ async function clearStaleSocket(file: string): Promise<void> {
 export async function createHttpApi(
   service: RunService,
   config: SupervisorConfig,
-  deps: { logger: pino.Logger; metrics: Metrics; timeouts?: Partial<HttpTimeouts> },
+  deps: { logger: pino.Logger; metrics: Metrics; timeouts?: Partial<HttpTimeouts>; inherited?: HttpHandover },
 ): Promise<HttpApi> {
   const timeouts = { ...defaultHttpTimeouts, ...deps.timeouts };
   const log = deps.logger.child({ component: 'http' });
@@ -110,6 +121,8 @@ export async function createHttpApi(
   let closed: Promise<void> | null = null;
   let unixServer: http.Server | null = null;
   let unixInode: number | null = null;
+  const tracker = new ConnectionTracker();
+  const inherited = deps.inherited;
 
   function makeServer(listener: http.RequestListener): http.Server {
     const server = http.createServer(
@@ -118,6 +131,7 @@ export async function createHttpApi(
     );
     server.keepAliveTimeout = timeouts.keepAliveMs;
     server.maxConnections = config.maxConnections;
+    tracker.watch(server, listener !== routing);
     return server;
   }
 
@@ -234,7 +248,8 @@ export async function createHttpApi(
     await app.ready();
     if (config.socket !== null) await clearStaleSocket(config.socket);
     try {
-      await listenOn(server, { host: config.host, port: config.port });
+      // After a restart: the very socket the previous image listened on.
+      await listenOn(server, inherited !== undefined ? { fd: inherited.listenFd } : { host: config.host, port: config.port });
     } catch (error) {
       const e = error as NodeJS.ErrnoException;
       throw new ForkdError('FORKD_ERR_INVALID_ARG', `cannot listen on ${config.host}:${config.port}: ${e.code ?? e.message}${e.code === 'EADDRINUSE' ? ' (is another `forkd serve` running? pick another --port)' : ''}`, { cause: error });
@@ -260,14 +275,15 @@ export async function createHttpApi(
       // The socket is created owner-only: a chmod after listen() would leave a window.
       const umask = process.umask(0o177);
       try {
-        await listenOn(unix, { path: config.socket });
+        await listenOn(unix, inherited?.unixFd != null ? { fd: inherited.unixFd } : { path: config.socket });
       } finally {
         process.umask(umask);
       }
-      fs.chmodSync(config.socket, 0o600);
-      unixInode = fs.statSync(config.socket).ino;
+      if (inherited?.unixFd == null) fs.chmodSync(config.socket, 0o600);
+      unixInode = inherited?.unixInode ?? fs.statSync(config.socket).ino;
       unixServer = unix;
     }
+    for (const conn of inherited?.idle ?? []) adoptConnection(conn.unix && unixServer !== null ? unixServer : server, conn.fd);
   }
 
   function port(): number {
@@ -304,10 +320,38 @@ export async function createHttpApi(
     }
   }
 
+  let listenCopy: number | null = null;
+  let unixCopy: number | null = null;
+
+  async function quiesce(): Promise<void> {
+    tracker.draining = true;
+    listenCopy = stopAccepting(server);
+    if (unixServer !== null) unixCopy = stopAccepting(unixServer);
+    for (const wait of waits) wait.abort();
+    await tracker.drained(timeouts.closeGraceMs);
+  }
+
+  function resume(): void {
+    tracker.draining = false;
+    tracker.resumeAll();
+    if (listenCopy !== null) server.listen({ fd: listenCopy });
+    if (unixServer !== null && unixCopy !== null) unixServer.listen({ fd: unixCopy });
+    listenCopy = unixCopy = null;
+  }
+
+  function snapshot(): HttpHandover {
+    if (listenCopy === null) throw new ForkdError('FORKD_ERR_INTERNAL', 'snapshot() before quiesce()');
+    return { version: 1, listenFd: listenCopy, unixFd: unixCopy, unixInode, idle: tracker.takeIdle() };
+  }
+
   return {
     listen,
     close: () => (closed ??= close()),
     port,
     server,
+    quiesce,
+    snapshot,
+    resume,
+    handoverFds: (state) => [state.listenFd, ...(state.unixFd === null ? [] : [state.unixFd]), ...state.idle.map((c) => c.fd)],
   };
 }

@@ -3,10 +3,11 @@
 // the process's own signals in one place (SIGTERM/SIGINT stop it gracefully,
 // SIGHUP restarts it), and performs the restart's execve with its handover.
 import pino from 'pino';
+import { native } from '../native';
 import type { SupervisorConfig } from './config';
-import { HANDOVER_ENV, readHandover } from './handover';
-import { createHttpApi } from './http-api';
-import { createLineServer, LineServerState } from './line-server';
+import { HANDOVER_ENV, readHandover, writeHandover } from './handover';
+import { createHttpApi, HttpApi, HttpHandover } from './http-api';
+import { createLineServer, LineServer, LineServerState } from './line-server';
 import { Metrics } from './metrics';
 import type { RestartResult } from './run-service';
 import { Supervisor, SupervisorHandover } from './supervisor';
@@ -15,6 +16,7 @@ import { Supervisor, SupervisorHandover } from './supervisor';
 interface Handover {
   version: 1;
   supervisor: SupervisorHandover;
+  http: HttpHandover;
   line: LineServerState | null;
   restartResult: RestartResult;
   restarts: number;
@@ -37,7 +39,7 @@ export async function main(config: SupervisorConfig): Promise<void> {
   const supervisor = new Supervisor(config, logger, metrics);
   await supervisor.init(inherited?.supervisor);
 
-  const http = await createHttpApi(supervisor, config, { logger, metrics });
+  const http = await createHttpApi(supervisor, config, { logger, metrics, inherited: inherited?.http });
   await http.listen();
   const line = config.linePort !== null ? createLineServer(supervisor, config, { logger, inherited: inherited?.line ?? undefined, restartResult: inherited?.restartResult }) : null;
   if (line !== null) await line.listen();
@@ -55,6 +57,7 @@ export async function main(config: SupervisorConfig): Promise<void> {
       process.exit(0);
     })());
   supervisor.onStop = stop;
+  supervisor.reexec = () => void reexec(supervisor, http, line, restarts, logger, config);
   process.on('SIGTERM', () => void stop());
   process.on('SIGINT', () => void stop());
   process.on('SIGHUP', () => {
@@ -65,3 +68,43 @@ export async function main(config: SupervisorConfig): Promise<void> {
   process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection in the supervisor'));
 }
 
+let reexecuting = false;
+
+/**
+ * The second half of a restart, after the new zygote is ready: the front
+ * ends stop taking requests and finish those in flight, then, in one
+ * synchronous stretch (libuv moves no byte in between), the state is written
+ * and the supervisor execve()s itself, keeping exactly the fds it hands over.
+ */
+async function reexec(supervisor: Supervisor, http: HttpApi, line: LineServer | null, restarts: number, logger: pino.Logger, config: SupervisorConfig): Promise<void> {
+  if (reexecuting) return;
+  reexecuting = true;
+  const result = supervisor.health().zygote;
+  try {
+    await Promise.all([http.quiesce(), line?.quiesce()]);
+    supervisor.pauseZygotes(true);
+    const state: Handover = {
+      version: 1,
+      supervisor: supervisor.handover(),
+      http: http.snapshot(),
+      line: line?.snapshot() ?? null,
+      restartResult: { ok: true, appVersion: result.appVersion, loadedAt: result.loadedAt },
+      restarts,
+    };
+    const keep = [
+      ...state.supervisor.zygotes.map((z) => z.fd),
+      ...http.handoverFds(state.http),
+      ...(state.line === null ? [] : [...(state.line.listenFd === null ? [] : [state.line.listenFd]), ...state.line.connections.map((c) => c.fd)]),
+    ];
+    const env = Object.entries({ ...process.env, [HANDOVER_ENV]: writeHandover(config.stateDir, state) }).map(([k, v]) => `${k}=${v}`);
+    logger.info({ keepFds: keep.length }, 're-executing the supervisor');
+    native.execve(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], env, keep);
+  } catch (error) {
+    logger.error({ err: error }, 'restart: the supervisor could not re-execute itself; it keeps serving with its current code');
+    supervisor.pauseZygotes(false);
+    http.resume();
+    line?.resume();
+    supervisor.restartAborted();
+    reexecuting = false;
+  }
+}

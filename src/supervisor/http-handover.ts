@@ -1,0 +1,117 @@
+// Runs in the supervisor: the HTTP side of a restart. Before the execve the
+// API stops accepting (the listening socket stays open, through a copy of its
+// fd, so new connections wait in the kernel's backlog), answers long-polls
+// with the current state, lets requests in flight finish (their connections
+// then close, with `Connection: close`), and hands over the listening
+// sockets and every idle keep-alive connection. After the execve the new
+// image listens on the same sockets and serves the same connections.
+import type * as http from 'node:http';
+import * as net from 'node:net';
+import { native } from '../native';
+
+export interface HttpHandover {
+  version: 1;
+  listenFd: number;
+  unixFd: number | null;
+  /** The unix socket file's inode: close() unlinks the path only while it is still ours. */
+  unixInode: number | null;
+  /** Idle keep-alive connections, by fd, and whether they came through the unix socket. */
+  idle: Array<{ fd: number; unix: boolean }>;
+}
+
+function fdOf(handle: net.Server | net.Socket): number {
+  const fd = (handle as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) throw new Error('no fd to hand over');
+  return fd;
+}
+
+/** Tracks, per server, which connections have a request in flight. */
+export class ConnectionTracker {
+  private readonly busy = new Map<net.Socket, number>();
+  private readonly unix = new Set<net.Socket>();
+  private drainedWaiters = new Set<() => void>();
+  /** While set, every response closes its connection once sent. */
+  draining = false;
+
+  watch(server: http.Server, viaUnix: boolean): void {
+    server.on('connection', (socket: net.Socket) => {
+      this.busy.set(socket, 0);
+      if (viaUnix) this.unix.add(socket);
+      socket.once('close', () => {
+        this.busy.delete(socket);
+        this.unix.delete(socket);
+        this.check();
+      });
+    });
+    server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      const socket = req.socket;
+      this.busy.set(socket, (this.busy.get(socket) ?? 0) + 1);
+      if (this.draining) res.setHeader('connection', 'close');
+      res.once('close', () => {
+        if (this.busy.has(socket)) this.busy.set(socket, Math.max(0, (this.busy.get(socket) ?? 1) - 1));
+        if (this.draining) socket.end();
+        this.check();
+      });
+    });
+  }
+
+  private inFlight(): number {
+    let n = 0;
+    for (const count of this.busy.values()) if (count > 0) n++;
+    return n;
+  }
+
+  private check(): void {
+    if (this.inFlight() > 0) return;
+    for (const wake of this.drainedWaiters) wake();
+    this.drainedWaiters.clear();
+  }
+
+  /** Resolves when no request is in flight, or after `ms`. */
+  drained(ms: number): Promise<void> {
+    if (this.inFlight() === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.drainedWaiters.add(done);
+    });
+  }
+
+  /** Idle connections, paused so that no byte is read from them any more. */
+  takeIdle(): Array<{ fd: number; unix: boolean }> {
+    const out: Array<{ fd: number; unix: boolean }> = [];
+    for (const [socket, count] of this.busy) {
+      if (count > 0 || socket.destroyed) continue;
+      socket.pause();
+      out.push({ fd: fdOf(socket), unix: this.unix.has(socket) });
+    }
+    return out;
+  }
+
+  resumeAll(): void {
+    for (const socket of this.busy.keys()) socket.resume();
+  }
+}
+
+/**
+ * Stops `server` accepting while its listening socket stays open: returns a
+ * copy of its fd (the backlog keeps queueing), closes the server's own
+ * handle without touching its connections or unlinking a unix socket path.
+ */
+export function stopAccepting(server: net.Server): number {
+  const fd = fdOf(server);
+  const copy = native.dupFd(fd);
+  native.keepPipePath(fd);
+  // net.Server's close, not http.Server's: the latter also closes idle
+  // keep-alive connections, which are to be handed over.
+  net.Server.prototype.close.call(server);
+  return copy;
+}
+
+/** Serves a connection handed over by the previous image. */
+export function adoptConnection(server: http.Server, fd: number): void {
+  server.emit('connection', new net.Socket({ fd, readable: true, writable: true }));
+}
