@@ -88,8 +88,11 @@ function tell(socketPath, line) {
 
 /**
  * Runs test/fixtures/<name> in a fresh node with `flags`, bounded by
- * `timeoutMs` (the fixture is SIGKILLed on timeout). Resolves with its exit
- * status, stdout, stderr and the last stdout line parsed as JSON.
+ * `timeoutMs`. The fixture leads its own process group: on timeout the whole
+ * group is SIGKILLed (a child it forked may hold the pipes open), and after it
+ * exits any process left in the group is reported as `strays` and killed.
+ * Resolves with its exit status, stdout, stderr and the last stdout line
+ * parsed as JSON.
  */
 function runFixture(name, { args = [], flags = ['--single-threaded', '--expose-gc'], env = {}, timeoutMs = 30000 } = {}) {
   return new Promise((resolve, reject) => {
@@ -98,34 +101,57 @@ function runFixture(name, { args = [], flags = ['--single-threaded', '--expose-g
       cwd: root,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
     });
+    const killGroup = (signal) => {
+      try {
+        process.kill(-child.pid, signal);
+        return true;
+      } catch {
+        return false; // ESRCH: the group is empty
+      }
+    };
     const out = [];
     const err = [];
     child.stdout.on('data', (chunk) => out.push(chunk));
     child.stderr.on('data', (chunk) => err.push(chunk));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      killGroup('SIGKILL');
+    }, timeoutMs);
     child.on('error', reject);
-    child.on('close', (code, signal) => {
+    child.on('exit', (code, signal) => {
       clearTimeout(timer);
-      const stdout = Buffer.concat(out).toString('utf8');
-      const stderr = Buffer.concat(err).toString('utf8');
-      const last = stdout.trimEnd().split('\n').pop();
-      let json;
-      try {
-        json = JSON.parse(last);
-      } catch {
-        json = undefined;
-      }
-      const timedOut = signal === 'SIGKILL';
-      resolve({ code, signal, timedOut, stdout, stderr, json });
+      const strays = killGroup(0);
+      if (strays) killGroup('SIGKILL');
+      // The pipes end once every process that holds them is gone.
+      const closed = new Promise((resolve) => child.once('close', resolve));
+      within(closed, 5000, 'the fixture\'s pipes to close')
+        .catch(() => {
+          child.stdout.destroy();
+          child.stderr.destroy();
+        })
+        .then(() => {
+          const stdout = Buffer.concat(out).toString('utf8');
+          const stderr = Buffer.concat(err).toString('utf8');
+          const last = stdout.trimEnd().split('\n').pop();
+          let json;
+          try {
+            json = JSON.parse(last);
+          } catch {
+            json = undefined;
+          }
+          resolve({ code, signal, timedOut, strays, stdout, stderr, json });
+        });
     });
   });
 }
 
 /** Throws (with the fixture's stderr) unless it exited 0 and printed JSON. */
 function fixtureOk(run, name) {
-  if (run.code === 0 && run.json !== undefined) return run.json;
-  const why = run.timedOut ? 'timed out' : `exited with code ${run.code}, signal ${run.signal}`;
+  if (run.code === 0 && run.json !== undefined && !run.strays) return run.json;
+  const why = run.timedOut ? 'timed out' : run.strays ? 'left processes behind' : `exited with code ${run.code}, signal ${run.signal}`;
   throw new Error(`fixture ${name} ${why}\n--- stdout:\n${run.stdout.slice(-4000)}\n--- stderr:\n${run.stderr.slice(-4000)}`);
 }
 

@@ -48,6 +48,12 @@ test('raw fork: a loop that runs dry with no exitCode exits 0', async () => {
   assert.is(r.info.code, 0, r.why);
 });
 
+test('raw fork: the parent\'s requests in flight at the fork do not keep the child\'s loop from running dry', async () => {
+  const r = await rawFork('drainBusy');
+  assert.equal(r.lines, ['child immediate', 'child exit 0'], r.why);
+  assert.is(r.info.code, 0, r.why);
+});
+
 test('raw fork: the same drain without --single-threaded (platform threads parked at fork)', async () => {
   const r = await rawFork('drain', ['--expose-gc']);
   assert.is(r.info.code, 3, r.why);

@@ -20,6 +20,7 @@ async function stress(forks, flags) {
   assert.is(r.exited, forks, summary);
   assert.ok(r.poolOps > forks, `the parent's threadpool was busy throughout: ${summary}`);
   assert.ok(r.churned > 100, `the parent's heap churned throughout: ${summary}`);
+  assert.not.match(run.stderr, /parent threadpool callback ran in child/, summary);
   return r;
 }
 
