@@ -185,7 +185,12 @@ async function main() {
       subtitle: `${info.cpus} x ${info.cpuModel}, Linux ${info.kernel}, Node ${info.node}, ${results.date.slice(0, 10)}${cfg.quick ? ' (quick run)' : ''}`,
     }),
   );
-  print(`\nwrote ${path.relative(process.cwd(), jsonPath)} and ${path.relative(process.cwd(), svgPath)} (${results.elapsedS} s)`);
+  // A copy per run: on a shared machine one run is rarely the last word.
+  const stamp = results.date.replace(/[:.]/g, '-');
+  fs.mkdirSync(path.join(cfg.resultsDir, 'runs'), { recursive: true });
+  fs.copyFileSync(jsonPath, path.join(cfg.resultsDir, 'runs', `${stamp}.json`));
+  fs.copyFileSync(svgPath, path.join(cfg.resultsDir, 'runs', `${stamp}.svg`));
+  print(`\nwrote ${path.relative(process.cwd(), jsonPath)} and ${path.relative(process.cwd(), svgPath)}, copies in ${path.relative(process.cwd(), path.join(cfg.resultsDir, 'runs'))}/ (${results.elapsedS} s)`);
 }
 
 main().catch((error) => {

@@ -60,9 +60,9 @@ module.exports = {
   /** Seconds per C throughput measurement (the C rate is steady; it needs less). */
   cDuration: int('FORKD_BENCH_C_DURATION', 5, 1),
   /** Seconds per throughput measurement through the library's prefork pool. */
-  preforkDuration: int('FORKD_BENCH_PREFORK_DURATION', 10, 1),
+  preforkDuration: int('FORKD_BENCH_PREFORK_DURATION', 5, 1),
   /** Seconds per throughput measurement through the daemon's HTTP API. */
-  httpDuration: int('FORKD_BENCH_HTTP_DURATION', 10, 1),
+  httpDuration: int('FORKD_BENCH_HTTP_DURATION', 5, 1),
   concurrency: list('FORKD_BENCH_CONCURRENCY', [1, 2, 16], [1, 2, 16]),
   /** Burst sizes for start latency vs concurrent runs. */
   burst: list('FORKD_BENCH_BURST', [1, 2, 4, 8, 16], [1, 4, 16]),

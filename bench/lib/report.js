@@ -130,8 +130,8 @@ function throughputTable(empty, app, daemon) {
       ca?.toFixed(0) ?? '-',
       fa && ca ? `${((fa / ca) * 100).toFixed(0)}%` : '-',
       rate(app?.forkd?.prefork?.throughput, c)?.toFixed(0) ?? '-',
-      isSkipped(daemon?.httpOnDemand) ? 'skipped' : rate(daemon.httpOnDemand.throughput, c)?.toFixed(0) ?? '-',
-      isSkipped(daemon?.httpPrefork) ? 'skipped' : rate(daemon.httpPrefork.throughput, c)?.toFixed(0) ?? '-',
+      daemon === undefined ? '-' : isSkipped(daemon.httpOnDemand) ? 'skipped' : rate(daemon.httpOnDemand.throughput, c)?.toFixed(0) ?? '-',
+      daemon === undefined ? '-' : isSkipped(daemon.httpPrefork) ? 'skipped' : rate(daemon.httpPrefork.throughput, c)?.toFixed(0) ?? '-',
     ];
   });
   return table(
