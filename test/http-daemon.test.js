@@ -332,3 +332,33 @@ secure('POST /v1/stop answers 202, then the daemon exits 0', async () => {
 });
 
 secure.run();
+
+const refused = suite('http daemon: a restart whose new code fails to load');
+
+refused('POST /v1/restart answers 500 FORKD_ERR_APP_LOAD with the load error; the old code goes on serving', async () => {
+  const { tmpDir } = require('./helpers');
+  const { cli } = require('./serve');
+  const dir = tmpDir();
+  const app = path.join(dir, 'app.js');
+  fs.writeFileSync(app, "exports.handlers = { version: async () => 'old' };\n");
+  const daemon = await serve({ app });
+  try {
+    const before = (await daemon.request({ path: '/v1/health' })).json.zygote.appVersion;
+    fs.writeFileSync(app, "throw new Error('broken on purpose');\n");
+    const res = await daemon.request({ method: 'POST', path: '/v1/restart' });
+    assert.is(res.status, 500, res.text);
+    assert.is(res.json.error.code, 'FORKD_ERR_APP_LOAD');
+    assert.match(res.json.error.message, /^restart refused, still serving the old code: .*broken on purpose/);
+    assert.is(res.json.appVersion, before, 'the body names the version still served');
+    const viaCli = await cli(['--url', daemon.url, 'restart']);
+    assert.is(viaCli.code, 1);
+    assert.match(viaCli.stderr, /^forkd: restart refused, still serving the old code: .*broken on purpose.*\n$/);
+    const run = await daemon.request({ method: 'POST', path: '/v1/runs?wait=true', body: { handler: 'version' } });
+    assert.is(run.json.result, 'old');
+  } finally {
+    await daemon.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+refused.run();

@@ -64,7 +64,7 @@ async function serve({ app = 'test/fixtures/http-app.js', args = [], token, read
   const dir = tmpDir();
   const env = { ...process.env };
   delete env.FORKD_TOKEN;
-  const child = spawn(process.execPath, [CLI, 'serve', '--app', path.join(root, app), '--port', '0', '--state-dir', path.join(dir, 'state'), '--kill-grace-ms', '300', ...(token ? ['--token', token] : []), ...args], {
+  const child = spawn(process.execPath, [CLI, 'serve', '--app', path.resolve(root, app), '--port', '0', '--state-dir', path.join(dir, 'state'), '--kill-grace-ms', '300', ...(token ? ['--token', token] : []), ...args], {
     cwd: dir,
     env,
     stdio: ['ignore', 'ignore', 'pipe'],
