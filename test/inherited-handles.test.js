@@ -3,6 +3,7 @@
 // shuts them down, never keeps them open, and never unlinks a unix socket.
 'use strict';
 const crypto = require('node:crypto');
+const dgram = require('node:dgram');
 const fs = require('node:fs');
 const net = require('node:net');
 const path = require('node:path');
@@ -238,6 +239,69 @@ test('handles: a parent\'s fs.watch callback does not run in the child', async (
     watcher.close();
     await channel.close();
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('handles: a parent\'s fs.watchFile listener does not run in the child', async () => {
+  const dir = tmpDir();
+  const file = path.join(dir, 'watched');
+  fs.writeFileSync(file, 'a');
+  const seenInChild = [];
+  const listener = () => {
+    if (forkd.isForkedChild()) seenInChild.push('change');
+  };
+  fs.watchFile(file, { interval: 10 }, listener);
+  const channel = await readyChannel();
+  try {
+    // One change seen first: the poller is then between polls, not waiting
+    // for a stat the child would never see complete.
+    const firstChange = new Promise((resolve) => fs.watchFile(file, { interval: 10 }, resolve));
+    fs.writeFileSync(file, 'ab');
+    await within(firstChange, 5000, 'the first change');
+    const child = await forkd.forkRun(async () => {
+      await tell(channel.path, 'ready');
+      // Many of the inherited poller's 10 ms intervals, bounded by the child's own timer.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      return seenInChild;
+    });
+    assert.is(await channel.next(), 'ready');
+    const seenInParent = new Promise((resolve) => fs.watchFile(file, { interval: 10 }, (cur) => cur.size > 2 && resolve()));
+    fs.writeFileSync(file, 'changed, and longer');
+    await within(seenInParent, 5000, 'the parent\'s watchFile listener');
+    const info = await exitOf(child);
+    assert.is(info.code, 0);
+    assert.equal(info.result, []);
+  } finally {
+    fs.unwatchFile(file);
+    await channel.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('handles: datagrams to the parent\'s UDP socket all reach the parent while children run', async () => {
+  const socket = dgram.createSocket('udp4');
+  await new Promise((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  const received = [];
+  let allReceived;
+  const done = new Promise((resolve) => (allReceived = resolve));
+  socket.on('message', (msg) => {
+    received.push(msg.toString());
+    if (received.length === 50) allReceived();
+  });
+  const channel = await readyChannel();
+  let children = [];
+  const sender = dgram.createSocket('udp4');
+  try {
+    children = await idleChildren(2, channel);
+    const { port } = socket.address();
+    for (let i = 0; i < 50; i++) await new Promise((resolve, reject) => sender.send(`d${i}`, port, '127.0.0.1', (err) => (err ? reject(err) : resolve())));
+    await within(done, 5000, 'all 50 datagrams in the parent');
+    assert.equal(received, Array.from({ length: 50 }, (_, i) => `d${i}`));
+  } finally {
+    await stop(children);
+    sender.close();
+    socket.close();
+    await channel.close();
   }
 });
 

@@ -54,6 +54,13 @@ test('raw fork: the parent\'s requests in flight at the fork do not keep the chi
   assert.is(r.info.code, 0, r.why);
 });
 
+test('raw fork: a signal caught but not yet dispatched at the fork does not make the child spin', async () => {
+  const r = await rawFork('pendingSignal');
+  assert.equal(r.lines, ['child immediate', 'child exit 0'], r.why);
+  assert.is(r.info.code, 0, r.why);
+  assert.is(r.stderr.split('\n').filter((l) => l === `parent SIGUSR2 listener ran in ${r.parent}`).length, 1, r.why);
+});
+
 test('raw fork: the same drain without --single-threaded (platform threads parked at fork)', async () => {
   const r = await rawFork('drain', ['--expose-gc']);
   assert.is(r.info.code, 3, r.why);
