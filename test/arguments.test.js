@@ -67,6 +67,14 @@ const cases = [
   [() => forkd.redirectStdio(1, '/tmp/x', { mode: 'x' }), 'options.mode'],
   [() => forkd.closeFdsExcept('x'), 'keep'],
   [() => forkd.closeFdsExcept([1.5]), 'keep'],
+  [() => new forkd.PreforkPool('x', { size: 1 }), 'fn'],
+  [() => new forkd.PreforkPool(fn), 'options.size'],
+  [() => new forkd.PreforkPool(fn, { size: -1 }), 'options.size'],
+  [() => new forkd.PreforkPool(fn, { size: 0, deathSignal: 'NOPE' }), 'options.deathSignal'],
+  [() => new forkd.PreforkPool(fn, { size: 0 }).run(1, { title: 5 }), 'options.title'],
+  [() => new forkd.PreforkPool(fn, { size: 0 }).run(1, null), 'options'],
+  [() => new forkd.ForkdClient({ url: 'ftp://localhost' }), 'url'],
+  [() => new forkd.ForkdClient({ url: 'not a url' }), 'url'],
 ];
 
 test('arguments: every exported function rejects bad arguments with FORKD_ERR_INVALID_ARG naming the argument', async () => {
