@@ -84,6 +84,14 @@ test('memory: a big structure built before the fork is visible in the child', as
   assert.equal(info.result, { size: 200000, sum, digest });
 });
 
+test('memory: heap pages V8 maps after forkd is loaded are not MADV_DONTFORK (the madvise filter)', () => {
+  // Internal: the addon's own view of /proc/self/smaps ("dc" = do not copy on fork).
+  const { native } = require('../dist/native');
+  const grown = Array.from({ length: 1000000 }, (_, i) => ({ i }));
+  assert.is(native.madviseFilterInstalled(), true);
+  assert.is(native.dontforkMappings(), 0, `with ${grown.length} new objects`);
+});
+
 test('identity: process.pid and process.ppid are the child\'s own; process.kill(process.pid, 0) reaches it', async () => {
   const parentPid = process.pid;
   const child = await forkd.forkRun(() => ({
