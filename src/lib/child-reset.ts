@@ -6,7 +6,7 @@ import { constants } from 'node:os';
 import { native } from '../native';
 import { installExitPath } from './exit';
 import { reseedChild } from './random';
-import { clearInheritedTimers } from './tracking';
+import { clearInheritedTimers, trackChildWorkers } from './tracking';
 
 // Listeners the parent registered for its own life: they must not run in the
 // child (the parent's 'exit' handler flushing the parent's state, its SIGTERM
@@ -22,6 +22,7 @@ export function resetChildState(): void {
   for (const event of processEvents) process.removeAllListeners(event);
   for (const event of signalEvents) if (process.listenerCount(event) > 0) process.removeAllListeners(event);
   clearInheritedTimers();
+  trackChildWorkers();
   reseedChild();
   destroyPooledHttpSockets();
   installExitPath();

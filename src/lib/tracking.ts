@@ -57,10 +57,21 @@ export function installTracking(): void {
     g[name] = w;
     t[name] = w;
   }
-  process.on('worker', (worker: Worker) => {
-    liveWorkers.add(worker);
-    worker.once('exit', () => liveWorkers.delete(worker));
-  });
+  process.on('worker', trackWorker);
+}
+
+function trackWorker(worker: Worker): void {
+  liveWorkers.add(worker);
+  worker.once('exit', () => liveWorkers.delete(worker));
+}
+
+/**
+ * In a forked child, after the parent's process listeners were removed (ours
+ * with them): track the child's own Workers, or a nested fork would not see
+ * a Worker the child started.
+ */
+export function trackChildWorkers(): void {
+  process.on('worker', trackWorker);
 }
 
 /** In a forked child: cancel every tracked timer and immediate of the parent. */
