@@ -23,6 +23,11 @@ test('gate: refuses while a worker_threads Worker is alive, forks after it exits
   assert.equal(result.after, { code: 0, result: 'forked' });
 });
 
+test('gate: in a forked child too, a nested fork is refused while the child\'s own Worker is alive', async () => {
+  const result = await gate('worker-in-child', /1 worker_threads Worker\(s\) are running/);
+  assert.equal(result.after, { code: 0, result: 'forked' });
+});
+
 test('gate: refuses when UV_USE_IO_URING=1', async () => {
   await gate('io-uring', /UV_USE_IO_URING=1/, { UV_USE_IO_URING: '1' });
 });
