@@ -3,7 +3,7 @@
 // waitpid(-1), which would steal child_process's children).
 import { invalidArg } from '../errors';
 import { native, NativeExitInfo } from '../native';
-import { signalName } from './signals';
+import { signalName, signalNumber } from './signals';
 
 export interface ExitInfo {
   pid: number;
@@ -33,8 +33,13 @@ export class ExitWatch {
     });
   }
 
-  /** Signals the process unless it has already been reaped (its pid may be reused). */
-  kill(signo: number): boolean {
+  /**
+   * Signals the process unless it has already been reaped (its pid may be
+   * reused). Takes a name or a number, validated like every other signal
+   * argument (a name reached the addon as a bare TypeError).
+   */
+  kill(signal: NodeJS.Signals | number = 'SIGTERM'): boolean {
+    const signo = signalNumber(signal);
     if (this.done) return false;
     return native.kill(this.pid, signo);
   }
