@@ -4,7 +4,7 @@
 const { test } = require('uvu');
 const assert = require('uvu/assert');
 const forkd = require('..');
-const { exitOf } = require('./helpers');
+const { exitOf, within } = require('./helpers');
 
 const fn = () => 1;
 
@@ -119,6 +119,24 @@ test('arguments: ForkedChild.kill rejects an unknown signal and still works afte
     assert.is(child.kill('SIGKILL'), true);
   }
   assert.is((await exitOf(child)).signal, 'SIGKILL');
+});
+
+test('arguments: ExitWatch.kill takes a signal name or number and rejects others', async () => {
+  const child = await forkd.forkRun(() => new Promise(() => setInterval(() => {}, 1000)));
+  const watch = new forkd.ExitWatch(child.pid);
+  try {
+    assert.throws(() => watch.kill('SIGNOPE'), (e) => e.code === 'FORKD_ERR_INVALID_ARG' && /^signal must be/.test(e.message));
+    assert.is(watch.kill(0), true);
+    assert.is(watch.kill('SIGKILL'), true);
+  } finally {
+    child.kill('SIGKILL');
+  }
+  const [w, c] = await Promise.all([within(watch.exited, 10000, 'the second watch'), exitOf(child)]);
+  // Two watches on one pid: exactly one reaps it (with its status); the
+  // other sees it gone, without a status.
+  const reapedHere = w.reaped && w.signal === 'SIGKILL' && c.signal === null;
+  const reapedThere = !w.reaped && w.signal === null && c.signal === 'SIGKILL';
+  assert.ok(reapedHere !== reapedThere, JSON.stringify({ w, c }));
 });
 
 test('arguments: forkd.exit() outside a forked child is FORKD_ERR_NOT_FORKED_CHILD', () => {
