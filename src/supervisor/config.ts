@@ -80,7 +80,8 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     throw new ForkdError('FORKD_ERR_INVALID_ARG', 'forkd serve needs --app FILE: the application module the zygote loads');
   }
   const host = values.host ?? '127.0.0.1';
-  const token = values.token ?? env.FORKD_TOKEN ?? null;
+  // An empty FORKD_TOKEN (a variable exported but not filled in) means no token.
+  const token = values.token ?? (env.FORKD_TOKEN ? env.FORKD_TOKEN : null);
   if (token !== null && token.length < 16) bad('token', 'at least 16 characters', '<hidden>');
   if (!isLoopback(host) && token === null) {
     throw new ForkdError('FORKD_ERR_INVALID_ARG', `listening on ${host} (not loopback) requires a token: pass --token or set FORKD_TOKEN`);

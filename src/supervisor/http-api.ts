@@ -26,8 +26,10 @@ export interface HttpApi {
   port(): number;
   /** The TCP server, for handing its fd over across a restart. */
   server: http.Server;
-  /** Restart, step 1: stop accepting, answer waits, let requests in flight finish. */
+  /** Restart, step 1: stop accepting, answer waits, let requests in flight finish (callable again to re-wait). */
   quiesce(): Promise<void>;
+  /** No request is in flight now. */
+  quiet(): boolean;
   /** Step 2, in the same tick as the execve: what the next image takes over. */
   snapshot(): HttpHandover;
   /** The restart did not happen: accept and serve again. */
@@ -324,15 +326,16 @@ export async function createHttpApi(
   let unixCopy: number | null = null;
 
   async function quiesce(): Promise<void> {
-    tracker.draining = true;
-    listenCopy = stopAccepting(server);
-    if (unixServer !== null) unixCopy = stopAccepting(unixServer);
+    if (listenCopy === null) {
+      tracker.startDraining();
+      listenCopy = stopAccepting(server);
+      if (unixServer !== null) unixCopy = stopAccepting(unixServer);
+    }
     for (const wait of waits) wait.abort();
     await tracker.drained(timeouts.closeGraceMs);
   }
 
   function resume(): void {
-    tracker.draining = false;
     tracker.resumeAll();
     if (listenCopy !== null) server.listen({ fd: listenCopy });
     if (unixServer !== null && unixCopy !== null) unixServer.listen({ fd: unixCopy });
@@ -350,6 +353,7 @@ export async function createHttpApi(
     port,
     server,
     quiesce,
+    quiet: () => tracker.quiet(),
     snapshot,
     resume,
     handoverFds: (state) => [state.listenFd, ...(state.unixFd === null ? [] : [state.unixFd]), ...state.idle.map((c) => c.fd)],

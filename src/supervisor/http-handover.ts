@@ -1,10 +1,12 @@
 // Runs in the supervisor: the HTTP side of a restart. Before the execve the
 // API stops accepting (the listening socket stays open, through a copy of its
 // fd, so new connections wait in the kernel's backlog), answers long-polls
-// with the current state, lets requests in flight finish (their connections
-// then close, with `Connection: close`), and hands over the listening
-// sockets and every idle keep-alive connection. After the execve the new
-// image listens on the same sockets and serves the same connections.
+// with the current state, lets requests in flight finish, and stops reading
+// from every connection that is idle; then it hands over the listening
+// sockets and every connection, all idle. After the execve the new image
+// listens on the same sockets and serves the same connections. No connection
+// is closed: closing a keep-alive connection races with a client sending on
+// it, and that client would see a reset.
 import type * as http from 'node:http';
 import * as net from 'node:net';
 import { native } from '../native';
@@ -30,8 +32,8 @@ export class ConnectionTracker {
   private readonly busy = new Map<net.Socket, number>();
   private readonly unix = new Set<net.Socket>();
   private drainedWaiters = new Set<() => void>();
-  /** While set, every response closes its connection once sent. */
-  draining = false;
+  /** While set, a connection whose response is sent stops reading. */
+  private draining = false;
 
   watch(server: http.Server, viaUnix: boolean): void {
     server.on('connection', (socket: net.Socket) => {
@@ -46,13 +48,27 @@ export class ConnectionTracker {
     server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
       const socket = req.socket;
       this.busy.set(socket, (this.busy.get(socket) ?? 0) + 1);
-      if (this.draining) res.setHeader('connection', 'close');
       res.once('close', () => {
         if (this.busy.has(socket)) this.busy.set(socket, Math.max(0, (this.busy.get(socket) ?? 1) - 1));
-        if (this.draining) socket.end();
+        // The next request on it waits in the kernel for the next image.
+        if (this.draining) socket.pause();
         this.check();
       });
     });
+  }
+
+  /**
+   * Draining: idle connections stop reading now, busy ones once their
+   * response is sent. So no new request starts, and "drained" stays true.
+   */
+  startDraining(): void {
+    this.draining = true;
+    for (const [socket, count] of this.busy) if (count === 0) socket.pause();
+  }
+
+  /** No request in flight. */
+  quiet(): boolean {
+    return this.inFlight() === 0;
   }
 
   private inFlight(): number {
@@ -80,7 +96,7 @@ export class ConnectionTracker {
     });
   }
 
-  /** Idle connections, paused so that no byte is read from them any more. */
+  /** The idle connections (paused since startDraining). */
   takeIdle(): Array<{ fd: number; unix: boolean }> {
     const out: Array<{ fd: number; unix: boolean }> = [];
     for (const [socket, count] of this.busy) {
@@ -92,6 +108,7 @@ export class ConnectionTracker {
   }
 
   resumeAll(): void {
+    this.draining = false;
     for (const socket of this.busy.keys()) socket.resume();
   }
 }

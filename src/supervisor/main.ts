@@ -82,6 +82,9 @@ async function reexec(supervisor: Supervisor, http: HttpApi, line: LineServer | 
   const result = supervisor.health().zygote;
   try {
     await Promise.all([http.quiesce(), line?.quiesce()]);
+    // A request that started on the HTTP side while the line side was still
+    // quiescing (or the other way round) is waited for too.
+    for (let round = 0; round < 10 && !http.quiet(); round++) await Promise.all([http.quiesce(), line?.quiesce()]);
     supervisor.pauseZygotes(true);
     const state: Handover = {
       version: 1,

@@ -27,8 +27,21 @@ function isReport(value: unknown): value is ChildReport {
   return value !== null && typeof value === 'object' && typeof (value as ChildReport).ok === 'boolean';
 }
 
+// A retiring zygote (the application changed) forks no more, but answers
+// every spawn it was already asked for and reports the exit of every run it
+// forked before it closes its channel and exits.
+let spawning = 0;
+let live = 0;
+let retiring = false;
+let onIdle: () => void = () => {};
+
+function settled(): void {
+  if (retiring && spawning === 0 && live === 0) onIdle();
+}
+
 function spawn(pool: PreforkPool<SpawnRequest, ChildReport>, channel: JsonLineChannel<ToZygote, FromZygote>, request: SpawnRequest): void {
   const started = performance.now();
+  spawning++;
   pool
     .run(request, {
       stdout: path.join(request.runDir, 'stdout'),
@@ -39,13 +52,21 @@ function spawn(pool: PreforkPool<SpawnRequest, ChildReport>, channel: JsonLineCh
     })
     .then(
       (child) => {
+        spawning--;
+        live++;
         channel.send({ t: 'spawned', runId: request.runId, pid: child.pid, forkMs: performance.now() - started });
         void child.exited.then((info) => {
+          live--;
           const report: ChildReport | null = isReport(info.result) ? info.result : info.error !== undefined ? { handlerStartNs: null, ok: false, error: info.error } : null;
           channel.send({ t: 'exited', runId: request.runId, pid: info.pid, code: info.code, signal: info.signal, coreDumped: info.coreDumped, rusage: info.rusage, report });
+          settled();
         });
       },
-      (error) => channel.send({ t: 'spawn_failed', runId: request.runId, error: serializeError(error) }),
+      (error) => {
+        spawning--;
+        channel.send({ t: 'spawn_failed', runId: request.runId, error: serializeError(error) });
+        settled();
+      },
     );
 }
 
@@ -77,9 +98,11 @@ async function main(): Promise<void> {
   channel.on('message', (message: ToZygote) => {
     if (message.t === 'spawn') spawn(pool, channel, message);
     else if (message.t === 'shutdown') {
-      // Retiring (the application changed): idle children hold the old code.
+      // Retiring: idle prefork children hold the old code and go at once.
+      retiring = true;
       pool.close();
-      channel.close();
+      onIdle = () => channel.close();
+      settled();
     }
   });
   channel.send({ t: 'ready', pid: process.pid, handlers: [...app.handlers.keys()], loadMs: app.loadMs, appVersion: app.version, loadedAt: new Date().toISOString() });
