@@ -85,7 +85,9 @@ export async function runRequest(app: LoadedApp, request: SpawnRequest, ctx: Run
     if (handler === undefined) throw new Error(`unknown handler ${request.handler}`);
     if (app.afterFork !== null) await app.afterFork(hctx);
     report.handlerStartNs = String(process.hrtime.bigint());
-    const value = await handler(request.args, hctx);
+    // Absent args travel as JSON null; the handler gets undefined, so its
+    // parameter defaults (`{ url } = {}`) apply.
+    const value = await handler(request.args === null ? undefined : request.args, hctx);
     JSON.stringify(value); // a value JSON cannot carry fails the run here, with the reason
     report.value = value;
     report.ok = true;
