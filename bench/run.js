@@ -23,6 +23,7 @@ const { measureSize } = require('./lib/measure');
 const report = require('./lib/report');
 const { startLatencyChart } = require('./lib/svg');
 const { runDaemonScenarios } = require('./scenarios/daemon');
+const { copyPackage } = require('./lib/package-copy');
 
 const log = (line) => process.stderr.write(`${line}\n`);
 const print = (line = '') => process.stdout.write(`${line}\n`);
@@ -79,6 +80,16 @@ async function main() {
   const started = Date.now();
   ensureBuilt();
   compileC();
+  const pkg = copyPackage();
+  process.env.FORKD_BENCH_PKG = pkg.dir;
+  try {
+    await suite(started);
+  } finally {
+    pkg.remove();
+  }
+}
+
+async function suite(started) {
   const info = machine();
   log(`forkd bench${cfg.quick ? ' (quick)' : ''}: ${info.cpus} x ${info.cpuModel}, ${info.memoryGb} GB, Linux ${info.kernel}, Node ${info.node}`);
   log(`scenarios: ${[...cfg.scenarios].join(', ')}`);

@@ -11,6 +11,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const cfg = require('../lib/config');
 const { runHost, runC } = require('../lib/procs');
+const { copyPackage } = require('../lib/package-copy');
 const { summarize, ms, ratio, table } = require('../lib/stats');
 
 const sizes = process.env.FORKD_BENCH_SIZES ? cfg.sizes : [50, 1024];
@@ -19,6 +20,16 @@ const lib = path.join(cfg.resultsDir, 'bin', 'no-mmap-hint.so');
 const med = (a) => summarize(a).median;
 
 async function main() {
+  const pkg = copyPackage();
+  process.env.FORKD_BENCH_PKG = pkg.dir;
+  try {
+    await measure();
+  } finally {
+    pkg.remove();
+  }
+}
+
+async function measure() {
   fs.mkdirSync(path.dirname(lib), { recursive: true });
   execFileSync(process.env.CC || 'cc', ['-O2', '-shared', '-fPIC', '-o', lib, source], { stdio: 'inherit' });
   const host = path.join(__dirname, '..', 'lib', 'host-forkd.js');

@@ -9,9 +9,10 @@ const fs = require('node:fs');
 const os = require('node:os');
 const v8 = require('node:v8');
 const path = require('node:path');
-const forkd = require('../..');
-const { native } = require('../../dist/native');
-const { checkForkSafety } = require('../../dist/lib/gate');
+const { packageDir } = require('./package-copy');
+const forkd = require(packageDir());
+const { native } = require(path.join(packageDir(), 'dist', 'native'));
+const { checkForkSafety } = require(path.join(packageDir(), 'dist', 'lib', 'gate'));
 const { buildApp, trivialJob } = require('../app');
 const { smapsRollup, rssKb, rssAnonKb, vmPteKb, mapCount, waitStopped, msBetween, sleep, runC, cLatency } = require('./procs');
 

@@ -22,15 +22,15 @@ const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const { msBetween, sleep } = require('../lib/procs');
+const { packageDir } = require('../lib/package-copy');
 
-const root = path.join(__dirname, '..', '..');
 const log = (line) => process.stderr.write(`${line}\n`);
 
 /** Where the daemon's entry point is, or null while it does not exist. */
 function daemonEntry() {
-  const cli = path.join(root, 'dist', 'cli', 'main.js');
+  const cli = path.join(packageDir(), 'dist', 'cli', 'main.js');
   if (fs.existsSync(cli)) return { file: cli, args: ['serve'] };
-  const supervisor = path.join(root, 'dist', 'supervisor', 'main.js');
+  const supervisor = path.join(packageDir(), 'dist', 'supervisor', 'main.js');
   if (fs.existsSync(supervisor)) return { file: supervisor, args: [] };
   return null;
 }
@@ -97,7 +97,10 @@ async function startDaemon(entry, { heapMb, prefork }) {
   const daemon = { child, port, stateDir, tail };
   const deadline = Date.now() + 60000;
   for (;;) {
-    if (exited) throw new Error(`the daemon exited at start-up: ${tail.join(' | ')}`);
+    if (exited) {
+      fs.rmSync(stateDir, { recursive: true, force: true });
+      throw new Error(`the daemon exited at start-up: ${tail.join(' | ')}`);
+    }
     if (Date.now() > deadline) {
       await stopDaemon(daemon);
       throw new Error(`the daemon was not ready within 60 s: ${tail.join(' | ')}`);
