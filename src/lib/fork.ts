@@ -13,15 +13,40 @@ export interface RawForkOptions {
   keepFds?: number[];
 }
 
+let childHookError: { error: unknown } | null = null;
+
+/** In a child whose atFork child hook threw: that error, once (the child must end with it). */
+export function takeChildHookError(): { error: unknown } | null {
+  const taken = childHookError;
+  childHookError = null;
+  return taken;
+}
+
 export function forkProcess(options: RawForkOptions = {}): number {
   checkForkSafety();
   runPrepare();
   const pid = native.fork({ deathSignal: options.deathSignal ?? 0, keepFds: options.keepFds ?? [] });
   if (pid === 0) {
     resetChildState();
-    runChild();
+    // A throwing child hook must not unwind from here: the child would run
+    // the caller's error handling (a forkRun rejection handler ran in the
+    // child). It is kept for the caller of forkProcess to end the child with.
+    try {
+      runChild();
+    } catch (error) {
+      childHookError = { error };
+    }
   } else {
-    runParent(pid);
+    // Nor may a throwing parent hook: the child exists, and the caller must
+    // get its pid to watch and reap it. The error is raised as an uncaught
+    // exception instead, as one thrown from any callback would be.
+    try {
+      runParent(pid);
+    } catch (error) {
+      process.nextTick(() => {
+        throw error;
+      });
+    }
     warnIfNotSingleThreaded();
   }
   return pid;
@@ -35,5 +60,12 @@ export function forkProcess(options: RawForkOptions = {}): number {
  * with a system `code` (EAGAIN, ENOMEM) when fork(2) fails.
  */
 export function fork(): number {
-  return forkProcess();
+  const pid = forkProcess();
+  const failed = pid === 0 ? takeChildHookError() : null;
+  if (failed !== null) {
+    const text = failed.error instanceof Error ? failed.error.stack ?? String(failed.error) : String(failed.error);
+    native.writeSync(2, Buffer.from(`forkd: an atFork child hook threw in the forked child: ${text}\n`), 5000);
+    process.exit(1);
+  }
+  return pid;
 }

@@ -6,6 +6,7 @@ import { constants } from 'node:os';
 import { ForkdError } from '../errors';
 import { native } from '../native';
 import { setFatalHandler } from './exit';
+import { takeChildHookError } from './fork';
 import type { ChildOutcome, RunContext, ValidatedOptions } from './fork-run';
 
 const SIGTERM = constants.signals.SIGTERM;
@@ -56,6 +57,13 @@ export function runJobInChild(fn: (ctx: RunContext) => unknown, options: Validat
     process.exitCode = 13;
   });
 
+  // An atFork child hook threw (fork.ts): the child's setup is incomplete,
+  // so the job does not run; the error is the job's.
+  const hook = takeChildHookError();
+  if (hook !== null) {
+    fail(hook.error);
+    process.exit(1);
+  }
   try {
     applyChildOptions(options);
   } catch (error) {
