@@ -105,6 +105,27 @@ test('atFork: a throwing prepare hook stops the fork and reaches the caller', as
   assert.is((await exitOf(await forkd.forkRun(() => 'ok'))).result, 'ok');
 });
 
+test('atFork: a throwing child hook fails that child\'s job (code 1, the hook\'s error) and the job does not run', async () => {
+  const off = forkd.atFork({
+    child: () => {
+      throw new Error('child hook throws');
+    },
+  });
+  let child;
+  try {
+    // Before the fix the rejection reached the caller in the child, which
+    // then ran the caller's code and exited 0 with no error reported.
+    child = await forkd.forkRun(() => 'the job ran');
+  } finally {
+    off();
+  }
+  const info = await exitOf(child);
+  assert.is(info.code, 1);
+  assert.is(info.error?.message, 'child hook throws');
+  assert.is(info.result, undefined);
+  assert.is((await exitOf(await forkd.forkRun(() => 'ok'))).result, 'ok');
+});
+
 test('nested fork: a child forkRuns a grandchild and returns its result', async () => {
   const child = await forkd.forkRun(async () => {
     const grandchild = await forkd.forkRun(() => ({ pid: process.pid, ppid: process.ppid, deep: 'grandchild says hi' }));

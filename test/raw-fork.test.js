@@ -61,6 +61,20 @@ test('raw fork: a signal caught but not yet dispatched at the fork does not make
   assert.is(r.stderr.split('\n').filter((l) => l === `parent SIGUSR2 listener ran in ${r.parent}`).length, 1, r.why);
 });
 
+test('raw fork: a throwing atFork child hook ends the child with code 1 before the caller\'s code runs there', async () => {
+  const r = await rawFork('childHookThrows');
+  assert.equal(r.lines, [], r.why);
+  assert.is(r.info.code, 1, r.why);
+  assert.match(r.stderr, /forkd: an atFork child hook threw in the forked child: Error: child hook throws/);
+});
+
+test('raw fork: a throwing atFork parent hook is an uncaught exception in the parent, after fork() returned the pid', async () => {
+  const r = await rawFork('parentHookThrows');
+  assert.equal(r.lines, ['child body ran'], r.why);
+  assert.is(r.info.code, 0, r.why);
+  assert.ok(r.stderr.includes(`parent uncaughtException listener ran in ${r.parent}: parent hook throws`), r.why);
+});
+
 test('raw fork: the same drain without --single-threaded (platform threads parked at fork)', async () => {
   const r = await rawFork('drain', ['--expose-gc']);
   assert.is(r.info.code, 3, r.why);
