@@ -2,7 +2,7 @@
 // a typed client of the HTTP API over TCP or the daemon's unix socket, built
 // on node:http alone.
 import * as http from 'node:http';
-import { ForkdError, codes, type ErrorCode } from '../errors';
+import { invalidArg, ForkdError, codes, type ErrorCode } from '../errors';
 import type { RunRecord, RunState } from '../supervisor/run-record';
 import type { HealthReport, OutputStream, RestartResult } from '../supervisor/run-service';
 
@@ -85,6 +85,14 @@ export class ForkdClient {
   private readonly agent = new http.Agent({ keepAlive: true, timeout: 3000 });
 
   constructor(options: ForkdClientOptions = {}) {
+    if (options === null || typeof options !== 'object') throw invalidArg('options', 'an object', options);
+    if (options.socketPath !== undefined && (typeof options.socketPath !== 'string' || options.socketPath.length === 0)) {
+      throw invalidArg('options.socketPath', 'a non-empty path', options.socketPath);
+    }
+    if (options.token !== undefined && (typeof options.token !== 'string' || options.token.length === 0)) throw invalidArg('options.token', 'a non-empty string', '<hidden>');
+    if (options.timeoutMs !== undefined && (!Number.isInteger(options.timeoutMs) || options.timeoutMs < 1)) {
+      throw invalidArg('options.timeoutMs', 'a positive integer', options.timeoutMs);
+    }
     const url = options.url ?? DEFAULT_URL;
     let base: URL;
     try {
