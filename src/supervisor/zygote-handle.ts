@@ -122,6 +122,9 @@ export class ZygoteHandle extends EventEmitter {
 
   /** What the next supervisor needs to take this zygote over. */
   handover(retiring: boolean): ZygoteHandover {
+    // A paused socket still reads until its buffer is full: what Node read but
+    // did not emit is taken (and handled) now, or it would be lost in the exec.
+    while (this.process.channel.read() !== null);
     const fd = (this.process.channel as unknown as { _handle?: { fd?: number } })._handle?.fd;
     if (this.pid === null || typeof fd !== 'number' || fd < 0) throw new ForkdError('FORKD_ERR_ZYGOTE_UNAVAILABLE', 'the zygote has no open channel to hand over');
     return { pid: this.pid, fd, info: this.info, buffered: this.channel.buffered(), retiring };
