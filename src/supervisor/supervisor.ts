@@ -172,11 +172,11 @@ export class Supervisor implements RunService {
       if (this.zygote !== zygote || this.stopping) return;
       const failedAtLoad = zygote.info === null;
       if (!failedAtLoad) this.lastZygoteError = `zygote exited (code ${code}, signal ${signal})`;
-      this.logger.warn({ code, signal, failedAtLoad }, 'zygote died');
       // A zygote that keeps failing at load is retried with growing backoff
       // (run requests fail fast meanwhile); one that ran fine is replaced at once.
       this.loadFailures = failedAtLoad ? this.loadFailures + 1 : 0;
       const delay = failedAtLoad ? Math.min(30_000, 100 * 2 ** Math.min(this.loadFailures - 1, 9)) : 0;
+      this.logger.warn({ code, signal, failedAtLoad, retryInMs: delay }, 'zygote died');
       this.restartTimer = setTimeout(() => {
         this.restartTimer = null;
         if (this.stopping) return;
