@@ -6,18 +6,10 @@ const { test } = require('uvu');
 const assert = require('uvu/assert');
 const fs = require('node:fs');
 const path = require('node:path');
-const { within, childrenOf } = require('./helpers');
+const { until, childrenOf } = require('./helpers');
 const { startDaemon } = require('./daemon');
 
 const alive = (pid) => fs.existsSync(`/proc/${pid}`) && !/\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
-const until = async (predicate, ms, what) =>
-  within(
-    (async () => {
-      while (!(await predicate())) await new Promise((r) => setTimeout(r, 20));
-    })(),
-    ms,
-    what,
-  );
 
 let daemon;
 test.before(async () => {
@@ -58,11 +50,11 @@ test('every way a handler ends is recorded with its real status', async () => {
 
 test('output is captured per stream, readable while running and after', async () => {
   const rec = await daemon.run('print', { lines: 3 });
-  const out = await daemon.request('GET', `/v1/runs/${rec.id}/output`);
+  const out = await daemon.request({ path: `/v1/runs/${rec.id}/output` });
   assert.is(out.status, 200);
-  assert.is(out.body, 'line 0\nline 1\nline 2\n');
-  const err = await daemon.request('GET', `/v1/runs/${rec.id}/output?stream=stderr`);
-  assert.is(err.body, 'to stderr\n');
+  assert.is(out.text, 'line 0\nline 1\nline 2\n');
+  const err = await daemon.request({ path: `/v1/runs/${rec.id}/output?stream=stderr` });
+  assert.is(err.text, 'to stderr\n');
   assert.is(rec.output.stdoutBytes, 21);
 });
 
@@ -87,12 +79,12 @@ test('timeoutMs: SIGTERM first; a run that ignores it is SIGKILLed after the gra
 });
 
 test('a signal reaches the whole process group of the run', async () => {
-  const started = await daemon.request('POST', '/v1/runs', { handler: 'grandchild', args: { ms: 30000 } });
+  const started = await daemon.request({ method: 'POST', path: '/v1/runs', body: { handler: 'grandchild', args: { ms: 30000 } } });
   assert.is(started.status, 201);
-  const id = started.body.id;
+  const id = started.json.id;
   let grandchild;
-  await until(() => (grandchild = childrenOf(started.body.pid).map((c) => c.pid)[0]) !== undefined, 5000, 'the grandchild to start');
-  const sent = await daemon.request('POST', `/v1/runs/${id}/signal`, { signal: 'SIGKILL' });
+  await until(() => (grandchild = childrenOf(started.json.pid).map((c) => c.pid)[0]) !== undefined, 5000, 'the grandchild to start');
+  const sent = await daemon.request({ method: 'POST', path: `/v1/runs/${id}/signal`, body: { signal: 'SIGKILL' } });
   assert.is(sent.status, 200);
   const rec = await daemon.waitRun(id);
   assert.is(rec.state, 'killed');
@@ -101,26 +93,26 @@ test('a signal reaches the whole process group of the run', async () => {
 });
 
 test('the zygote SIGKILLed mid-run: runs are still recorded with their real status, new runs work', async () => {
-  const health = await daemon.request('GET', '/v1/health');
-  const zygotePid = health.body.zygote.pid;
-  const restartsBefore = health.body.zygote.restarts;
-  const slow = await daemon.request('POST', '/v1/runs', { handler: 'sleep', args: { ms: 800 } });
-  const three = await daemon.request('POST', '/v1/runs', { handler: 'exit', args: { code: 3, delayMs: 600 } });
-  const doomed = await daemon.request('POST', '/v1/runs', { handler: 'ignoreTerm', args: { ms: 30000 } });
+  const health = await daemon.request({ path: '/v1/health' });
+  const zygotePid = health.json.zygote.pid;
+  const restartsBefore = health.json.zygote.restarts;
+  const slow = await daemon.request({ method: 'POST', path: '/v1/runs', body: { handler: 'sleep', args: { ms: 800 } } });
+  const three = await daemon.request({ method: 'POST', path: '/v1/runs', body: { handler: 'exit', args: { code: 3, delayMs: 600 } } });
+  const doomed = await daemon.request({ method: 'POST', path: '/v1/runs', body: { handler: 'ignoreTerm', args: { ms: 30000 } } });
   process.kill(zygotePid, 'SIGKILL');
   // The orphans are now the supervisor's (a subreaper): it reaps them itself.
-  await daemon.request('POST', `/v1/runs/${doomed.body.id}/signal`, { signal: 'SIGKILL' });
-  const [a, b, c] = await Promise.all([daemon.waitRun(slow.body.id), daemon.waitRun(three.body.id), daemon.waitRun(doomed.body.id)]);
+  await daemon.request({ method: 'POST', path: `/v1/runs/${doomed.json.id}/signal`, body: { signal: 'SIGKILL' } });
+  const [a, b, c] = await Promise.all([daemon.waitRun(slow.json.id), daemon.waitRun(three.json.id), daemon.waitRun(doomed.json.id)]);
   assert.is(a.state, 'exited');
   assert.equal(a.result, { slept: 800 });
   assert.is(b.state, 'exited');
   assert.is(b.exitCode, 3);
   assert.is(c.state, 'killed');
   assert.is(c.signal, 'SIGKILL');
-  await until(async () => (await daemon.request('GET', '/v1/health')).body.zygote.state === 'ready', 10000, 'a new zygote');
-  const after = await daemon.request('GET', '/v1/health');
-  assert.is(after.body.zygote.restarts, restartsBefore + 1);
-  assert.is.not(after.body.zygote.pid, zygotePid);
+  await until(async () => (await daemon.request({ path: '/v1/health' })).json.zygote.state === 'ready', 10000, 'a new zygote');
+  const after = await daemon.request({ path: '/v1/health' });
+  assert.is(after.json.zygote.restarts, restartsBefore + 1);
+  assert.is.not(after.json.zygote.pid, zygotePid);
   assert.is((await daemon.run('echo', 'again')).result, 'again');
 });
 
@@ -137,7 +129,7 @@ test('1000 runs through the API: no zombie, no leaked fd, memory bounded by the 
   const rssBefore = rssKb();
   await batch(800);
   await new Promise((r) => setTimeout(r, 200));
-  const zygotePid = (await daemon.request('GET', '/v1/health')).body.zygote.pid;
+  const zygotePid = (await daemon.request({ path: '/v1/health' })).json.zygote.pid;
   assert.equal(childrenOf(daemon.pid).filter((c) => c.state === 'Z'), [], 'no zombie of the supervisor');
   assert.equal(childrenOf(zygotePid).filter((c) => c.state === 'Z'), [], 'no zombie of the zygote');
   assert.ok(fds() <= fdsBefore + 2, `supervisor fds ${fdsBefore} -> ${fds()}`);
@@ -145,8 +137,8 @@ test('1000 runs through the API: no zombie, no leaked fd, memory bounded by the 
   // memory must not grow with the number of runs.
   const grownMb = (rssKb() - rssBefore) / 1024;
   assert.ok(grownMb < 40, `supervisor RSS grew ${grownMb.toFixed(1)} MB over 800 runs`);
-  const list = await daemon.request('GET', '/v1/runs?state=running');
-  assert.equal(list.body.runs ?? list.body, []);
+  const list = await daemon.request({ path: '/v1/runs?state=running' });
+  assert.equal(list.json.runs ?? list.json, []);
 });
 
 test.run();

@@ -1,7 +1,10 @@
-// Runs in the uvu process. A real `forkd serve` on ephemeral ports with its
-// own state directory: its ports come from its structured log ('forkd
-// listening'), requests go through plain node:http, and stop() ends it
-// (SIGKILL as the last resort) and removes its directory. Not a test file.
+// Runs in the uvu process. The one harness for the end-to-end tests: a real
+// `forkd serve` on ephemeral ports with its own temp dir, ready once its
+// structured log (stderr, one JSON record a line) says it listens ('forkd
+// listening' gives the ports) and that the zygote is ready. Requests go
+// through plain node:http; stop() ends it (SIGKILL as the last resort) and
+// removes the dir. Also runs `forkd` CLI commands as child processes. Not a
+// test file (the runner only loads *.test.js).
 'use strict';
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
@@ -9,10 +12,79 @@ const http = require('node:http');
 const path = require('node:path');
 const { root, tmpDir, within } = require('./helpers');
 
-async function startDaemon({ app = 'test/fixtures/app.js', args = [], dir = tmpDir(), readyMs = 20000 } = {}) {
+const CLI = path.join(root, 'dist', 'cli', 'main.js');
+
+/** process.env without the variables that point `forkd` at a daemon: the tests say what they mean. */
+function cleanEnv(extra = {}) {
+  const env = { ...process.env };
+  for (const name of ['FORKD_URL', 'FORKD_SOCKET', 'FORKD_TOKEN']) delete env[name];
+  return { ...env, ...extra };
+}
+
+/** Runs `forkd ...args`: resolves with { code, signal, stdout, stderr }; killed after timeoutMs. */
+function cli(args, { env = {}, timeoutMs = 20000, stdin } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: cleanEnv(env), stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (c) => (stdout += c));
+    child.stderr.setEncoding('utf8').on('data', (c) => (stderr += c));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`forkd ${args.join(' ')}: no exit within ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+    child.stdin.end(stdin);
+  });
+}
+
+/**
+ * One HTTP request to `target` (a daemon, or anything with a `port`), over TCP
+ * or the unix socket `socketPath`. The target's token goes along unless
+ * `headers` say otherwise. Resolves with { status, headers, text, json }, json
+ * undefined when the body is not JSON.
+ */
+function request(target, { method = 'GET', path: urlPath, body, headers = {}, socketPath, timeoutMs = 20000 }) {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
+    const h = { ...(data !== undefined ? { 'content-type': 'application/json' } : {}), ...(target.token ? { authorization: `Bearer ${target.token}` } : {}), ...headers };
+    const where = socketPath ? { socketPath } : { host: '127.0.0.1', port: target.port };
+    const req = http.request({ ...where, method, path: urlPath, headers: h, agent: false }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let json;
+        try {
+          json = JSON.parse(text);
+        } catch {}
+        resolve({ status: res.statusCode, headers: res.headers, text, json });
+      });
+    });
+    req.setTimeout(timeoutMs, () => {
+      const tail = target.stderr === undefined ? '' : `\n--- daemon stderr (tail):\n${target.stderr.slice(-3000)}`;
+      req.destroy(new Error(`${method} ${urlPath}: no answer within ${timeoutMs} ms${tail}`));
+    });
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
+/**
+ * Starts `forkd serve --app <app> --port 0 --state-dir <dir>/state [--token
+ * <token>] ...args` in `dir` (a new temp dir by default) and resolves once it
+ * listens and its zygote is ready. `args` carry everything else the test
+ * relies on (`--line-port 0`, `--kill-grace-ms`, limits).
+ */
+async function startDaemon({ app = 'test/fixtures/app.js', args = [], token, dir = tmpDir(), readyMs = 20000 } = {}) {
   const stateDir = path.join(dir, 'state');
-  const child = spawn(process.execPath, [path.join(root, 'dist/cli/main.js'), 'serve', '--app', path.isAbsolute(app) ? app : path.join(root, app), '--port', '0', '--state-dir', stateDir, ...args], {
+  const child = spawn(process.execPath, [CLI, 'serve', '--app', path.resolve(root, app), '--port', '0', '--state-dir', stateDir, ...(token ? ['--token', token] : []), ...args], {
     cwd: dir,
+    env: cleanEnv(),
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const logs = [];
@@ -46,7 +118,9 @@ async function startDaemon({ app = 'test/fixtures/app.js', args = [], dir = tmpD
     pid: child.pid,
     dir,
     stateDir,
+    token,
     exited,
+    /** Every line of its stderr so far, parsed (a line that is not JSON is { msg: line }). */
     logs,
     get stderr() {
       return stderr;
@@ -75,46 +149,20 @@ async function startDaemon({ app = 'test/fixtures/app.js', args = [], dir = tmpD
         throw error;
       });
     },
-    /** A request on the HTTP API: { status, headers, body } (body parsed when JSON). */
-    request(method, urlPath, body, headers = {}) {
-      return new Promise((resolve, reject) => {
-        const data = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
-        const req = http.request(
-          {
-            host: '127.0.0.1',
-            port: daemon.port,
-            method,
-            path: urlPath,
-            agent: false,
-            headers: { ...(data !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {}), ...headers },
-          },
-          (res) => {
-            let text = '';
-            res.setEncoding('utf8');
-            res.on('data', (c) => (text += c));
-            res.on('end', () => {
-              let parsed = text;
-              try {
-                parsed = JSON.parse(text);
-              } catch {}
-              resolve({ status: res.statusCode, headers: res.headers, body: parsed });
-            });
-          },
-        );
-        req.on('error', reject);
-        req.end(data);
-      });
-    },
+    /** A request on its HTTP API (see request() above). */
+    request: (opts) => request(daemon, opts),
     /** Starts a run and waits for its end: the final record. */
     async run(handler, args, extra = {}) {
-      const res = await daemon.request('POST', '/v1/runs?wait=true', { handler, args, ...extra });
-      if (res.status !== 201 && res.status !== 200) throw new Error(`run ${handler}: HTTP ${res.status} ${JSON.stringify(res.body)}`);
-      return res.body;
+      const res = await daemon.request({ method: 'POST', path: '/v1/runs?wait=true', body: { handler, args, ...extra } });
+      if (res.status !== 201 && res.status !== 200) throw new Error(`run ${handler}: HTTP ${res.status} ${res.text}`);
+      return res.json;
     },
+    /** The run's record once it has ended, or as it is after `ms`. */
     async waitRun(id, ms = 10000) {
-      const res = await daemon.request('GET', `/v1/runs/${id}?waitMs=${ms}`);
-      return res.body;
+      const res = await daemon.request({ path: `/v1/runs/${id}?waitMs=${ms}`, timeoutMs: ms + 10000 });
+      return res.json;
     },
+    /** Stops it with SIGTERM (SIGKILL after `ms`) and removes its dir. */
     async stop(ms = 20000) {
       if (!done) {
         child.kill('SIGTERM');
@@ -133,6 +181,7 @@ async function startDaemon({ app = 'test/fixtures/app.js', args = [], dir = tmpD
     const listening = await daemon.waitLog((r) => r.msg === 'forkd listening' || r.msg === 'forkd restarted', readyMs, "'forkd listening'");
     daemon.port = listening.port;
     daemon.linePort = listening.linePort;
+    daemon.url = `http://127.0.0.1:${listening.port}`;
     await daemon.waitLog((r) => r.msg === 'zygote ready', readyMs, "'zygote ready'");
   } catch (error) {
     child.kill('SIGKILL');
@@ -143,4 +192,4 @@ async function startDaemon({ app = 'test/fixtures/app.js', args = [], dir = tmpD
   return daemon;
 }
 
-module.exports = { startDaemon };
+module.exports = { startDaemon, request, cli, CLI };

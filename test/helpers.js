@@ -21,6 +21,17 @@ function within(promise, ms, what) {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+/** Polls `check` every 10 ms until it returns a truthy value, which it resolves with; at most `ms`. */
+async function until(check, ms, what) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 /** A child's exit info within `ms`; on timeout the child is SIGKILLed and reaped, then the test fails. */
 async function exitOf(child, ms = 10000) {
   try {
@@ -180,4 +191,4 @@ function zombiesOf(ppid = process.pid) {
   return childrenOf(ppid).filter((c) => c.state === 'Z');
 }
 
-module.exports = { within, exitOf, tmpDir, readyChannel, tell, runFixture, fixtureOk, procStat, childrenOf, zombiesOf, root };
+module.exports = { within, until, exitOf, tmpDir, readyChannel, tell, runFixture, fixtureOk, procStat, childrenOf, zombiesOf, root };

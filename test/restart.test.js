@@ -15,10 +15,10 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const restarts = (d) => d.logs.filter((r) => r.msg === 'forkd restarted').length;
 async function restartOnce(d) {
   const before = restarts(d);
-  const res = await d.request('POST', '/v1/restart');
-  assert.is(res.status, 200, JSON.stringify(res.body));
+  const res = await d.request({ method: 'POST', path: '/v1/restart' });
+  assert.is(res.status, 200, res.text);
   await d.waitLog(() => restarts(d) > before, 20000, 'the restarted supervisor');
-  return res.body;
+  return res.json;
 }
 
 /** The inode of the daemon's listening TCP socket on `port`, from /proc/net/tcp. */
@@ -53,7 +53,7 @@ test('a run spanning a restart reports its true exit code and output through bot
     assert.is(await line.request('check {"hash":4243}'), '{"retcode":3}');
     const printed = await d.waitRun('4242', 10000);
     assert.is(printed.result, 2);
-    assert.is((await d.request('GET', '/v1/runs/4242/output')).body, 'line 0\nline 1\n');
+    assert.is((await d.request({ path: '/v1/runs/4242/output' })).text, 'line 0\nline 1\n');
     line.socket.destroy();
   } finally {
     await d.stop();
@@ -66,23 +66,23 @@ test('new application code: new runs run it, old runs finish on the old; code th
   fs.writeFileSync(app, appV(1));
   const d = await startDaemon({ app, dir, args: ['--line-port', '0'] });
   try {
-    const old = await d.request('POST', '/v1/runs', { handler: 'slowVersion', args: { ms: 1500 } });
+    const old = await d.request({ method: 'POST', path: '/v1/runs', body: { handler: 'slowVersion', args: { ms: 1500 } } });
     fs.writeFileSync(app, appV(2));
     const first = await restartOnce(d);
     assert.ok(first.ok);
     assert.is((await d.run('version')).result, 2);
-    assert.is((await d.waitRun(old.body.id, 10000)).result, 1, 'the run started before the restart finished on the old code');
+    assert.is((await d.waitRun(old.json.id, 10000)).result, 1, 'the run started before the restart finished on the old code');
 
     fs.writeFileSync(app, 'exports.handlers = { version: async () => 3 ;');
-    const refused = await d.request('POST', '/v1/restart');
+    const refused = await d.request({ method: 'POST', path: '/v1/restart' });
     assert.ok(refused.status >= 400, `status ${refused.status}`);
-    assert.match(JSON.stringify(refused.body), /SyntaxError|Unexpected/);
+    assert.match(refused.text, /SyntaxError|Unexpected/);
     const line = await LineClient.connect(d.linePort);
     assert.match(await line.request('restart', 20000), /^\{"error_text":"Restart failed: .+"\}$/);
     line.socket.destroy();
     assert.is((await d.run('version')).result, 2, 'still serving the code that loaded');
-    const health = await d.request('GET', '/v1/health');
-    assert.is(health.body.zygote.state, 'ready');
+    const health = await d.request({ path: '/v1/health' });
+    assert.is(health.json.zygote.state, 'ready');
   } finally {
     await d.stop();
   }
@@ -98,7 +98,7 @@ test('a request split across a restart is answered; concurrent restarts are all 
     await restartOnce(d);
     line.write('sh":77}\n');
     assert.is(await line.next(), '{"retcode":0}');
-    const both = await Promise.all([d.request('POST', '/v1/restart'), d.request('POST', '/v1/restart'), line.request('restart', 20000)]);
+    const both = await Promise.all([d.request({ method: 'POST', path: '/v1/restart' }), d.request({ method: 'POST', path: '/v1/restart' }), line.request('restart', 20000)]);
     assert.is(both[0].status, 200);
     assert.is(both[1].status, 200);
     assert.is(both[2], '{"error_text":"Restarted successfully"}');
@@ -216,19 +216,19 @@ test('the supervisor SIGKILLed and started again: records kept, running runs fol
   const dir = tmpDir();
   const first = await startDaemon({ dir });
   const done = await first.run('echo', 'kept');
-  const follow = await first.request('POST', '/v1/runs', { handler: 'sleep', args: { ms: 1500 } });
-  const doomed = await first.request('POST', '/v1/runs', { handler: 'ignoreTerm', args: { ms: 60000 } });
+  const follow = await first.request({ method: 'POST', path: '/v1/runs', body: { handler: 'sleep', args: { ms: 1500 } } });
+  const doomed = await first.request({ method: 'POST', path: '/v1/runs', body: { handler: 'ignoreTerm', args: { ms: 60000 } } });
   first.child.kill('SIGKILL');
   await within(first.exited, 5000, 'the supervisor to die');
-  process.kill(doomed.body.pid, 'SIGKILL'); // dies while nobody can reap it or record how
+  process.kill(doomed.json.pid, 'SIGKILL'); // dies while nobody can reap it or record how
   const second = await startDaemon({ dir });
   try {
-    assert.is((await second.request('GET', `/v1/runs/${done.id}`)).body.result, 'kept');
-    const followed = await second.waitRun(follow.body.id, 10000);
+    assert.is((await second.request({ path: `/v1/runs/${done.id}` })).json.result, 'kept');
+    const followed = await second.waitRun(follow.json.id, 10000);
     assert.is(followed.state, 'exited');
     assert.is(followed.exitCode, 0);
     assert.equal(followed.result, { slept: 1500 });
-    const lost = await second.waitRun(doomed.body.id, 10000);
+    const lost = await second.waitRun(doomed.json.id, 10000);
     assert.is(lost.state, 'lost');
   } finally {
     await second.stop();
@@ -238,15 +238,15 @@ test('the supervisor SIGKILLed and started again: records kept, running runs fol
 test('SIGTERM stops gracefully: runs finish or are terminated after --stop-timeout, and are recorded', async () => {
   const dir = tmpDir();
   const d = await startDaemon({ dir, args: ['--stop-timeout', '800', '--kill-grace-ms', '300'] });
-  const quick = await d.request('POST', '/v1/runs', { handler: 'sleep', args: { ms: 300 } });
-  const stubborn = await d.request('POST', '/v1/runs', { handler: 'ignoreTerm', args: { ms: 60000 } });
+  const quick = await d.request({ method: 'POST', path: '/v1/runs', body: { handler: 'sleep', args: { ms: 300 } } });
+  const stubborn = await d.request({ method: 'POST', path: '/v1/runs', body: { handler: 'ignoreTerm', args: { ms: 60000 } } });
   d.child.kill('SIGTERM');
   const exit = await within(d.exited, 15000, 'the daemon to stop');
   assert.equal(exit, { code: 0, signal: null });
   const record = (id) => JSON.parse(fs.readFileSync(path.join(d.stateDir, 'runs', id, 'record.json'), 'utf8')).record;
-  assert.is(record(quick.body.id).state, 'exited');
-  assert.is(record(stubborn.body.id).state, 'killed');
-  assert.is(record(stubborn.body.id).signal, 'SIGKILL');
+  assert.is(record(quick.json.id).state, 'exited');
+  assert.is(record(stubborn.json.id).state, 'killed');
+  assert.is(record(stubborn.json.id).signal, 'SIGKILL');
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
