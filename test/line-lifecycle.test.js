@@ -4,13 +4,13 @@
 const { test } = require('uvu');
 const assert = require('uvu/assert');
 const { LineClient } = require('./line-client');
-const { startDaemon } = require('./line-daemon');
+const { startDaemon } = require('./daemon');
 const { within } = require('./helpers');
 
 const J = (o) => JSON.stringify(o);
 
 test('an idle connection is closed after --line-idle-timeout-ms, without a reply', async () => {
-  const daemon = await startDaemon({ args: ['--line-idle-timeout-ms', '300'] });
+  const daemon = await startDaemon({ app: 'test/fixtures/line-app.js', args: ['--line-port', '0', '--log-level', 'debug', '--line-idle-timeout-ms', '300'] });
   let c;
   try {
     c = await LineClient.connect(daemon.linePort);
@@ -29,7 +29,7 @@ test('an idle connection is closed after --line-idle-timeout-ms, without a reply
 });
 
 test('stop: no reply, the daemon exits 0 and closes every connection', async () => {
-  const daemon = await startDaemon();
+  const daemon = await startDaemon({ app: 'test/fixtures/line-app.js', args: ['--line-port', '0', '--log-level', 'debug'] });
   const clients = [];
   try {
     const idle = await LineClient.connect(daemon.linePort);

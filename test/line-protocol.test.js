@@ -5,8 +5,7 @@
 const { test } = require('uvu');
 const assert = require('uvu/assert');
 const { LineClient } = require('./line-client');
-const { startDaemon } = require('./line-daemon');
-const { within } = require('./helpers');
+const { startDaemon } = require('./daemon');
 
 const J = (o) => JSON.stringify(o);
 const OK = J({ error_text: 'OK' });
@@ -33,7 +32,7 @@ async function retcodeOf(c, hash, ms = 10000) {
 }
 
 test.before(async () => {
-  daemon = await startDaemon({ args: ['--max-line', '1024', '--max-running', '8', '--kill-grace-ms', '500'] });
+  daemon = await startDaemon({ app: 'test/fixtures/line-app.js', args: ['--line-port', '0', '--log-level', 'debug', '--max-line', '1024', '--max-running', '8', '--kill-grace-ms', '500'] });
 });
 
 test.after(async () => {
