@@ -1,10 +1,11 @@
 // The `forkd` CLI end to end, each command a child process against a real
-// daemon (test/serve.js): what it prints, and that exit statuses carry the
+// daemon (test/daemon.js): what it prints, and that exit statuses carry the
 // run's (code, or 128 + signal) and errors are one line with a non-zero status.
 'use strict';
 const { suite } = require('uvu');
 const assert = require('uvu/assert');
-const { serve, cli, until } = require('./serve');
+const { root, tmpDir, until, within } = require('./helpers');
+const { startDaemon, cli, request, CLI } = require('./daemon');
 
 let d;
 const forkd = (...args) => cli(['--url', d.url, ...args]);
@@ -17,7 +18,7 @@ function oneLineError(res, status, part) {
 
 const withDaemon = suite('cli: client commands');
 withDaemon.before(async () => {
-  d = await serve({ args: ['--max-running', '4'] });
+  d = await startDaemon({ app: 'test/fixtures/http-app.js', args: ['--kill-grace-ms', '300', '--max-running', '4'] });
 });
 withDaemon.after(async () => {
   await d.stop();
@@ -99,7 +100,6 @@ withDaemon('logs prints stdout, --stderr the other stream, -f follows a running 
 
 withDaemon('logs -f into a reader that goes away (| head) ends quietly with status 0', async () => {
   const { spawn } = require('node:child_process');
-  const { CLI } = require('./serve');
   assert.is((await forkd('run', 'drip', '--args', '{"everyMs":10}', '--id', 'cli-pipe')).code, 0);
   const child = spawn(process.execPath, [CLI, '--url', d.url, 'logs', '-f', 'cli-pipe'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
@@ -210,8 +210,6 @@ npmStart('`npm start` serves examples/app.js; its handlers run; POST /v1/stop en
   const { spawn } = require('node:child_process');
   const fs = require('node:fs');
   const path = require('node:path');
-  const { root, tmpDir, within } = require('./helpers');
-  const { request } = require('./serve');
   const dir = tmpDir();
   // npm, sh and node in a process group of their own, so cleanup reaches all three.
   const child = spawn('npm', ['start', '--', '--port', '0', '--state-dir', path.join(dir, 'state')], { cwd: root, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });

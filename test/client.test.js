@@ -1,5 +1,5 @@
 // ForkdClient (exported from the package) against a real daemon
-// (test/serve.js): every method, errors carrying the daemon's codes, the unix
+// (test/daemon.js): every method, errors carrying the daemon's codes, the unix
 // socket and the token, and an unreachable daemon.
 'use strict';
 const os = require('node:os');
@@ -7,7 +7,7 @@ const path = require('node:path');
 const { suite } = require('uvu');
 const assert = require('uvu/assert');
 const { ForkdClient, ForkdError, ForkdHttpError } = require('..');
-const { serve } = require('./serve');
+const { startDaemon } = require('./daemon');
 
 async function rejectsWith(promise, code, status, part) {
   try {
@@ -26,7 +26,7 @@ let d;
 let client;
 const tcp = suite('client: against a daemon over TCP');
 tcp.before(async () => {
-  d = await serve({ args: ['--max-running', '3'] });
+  d = await startDaemon({ app: 'test/fixtures/http-app.js', args: ['--kill-grace-ms', '300', '--max-running', '3'] });
   client = new ForkdClient({ url: d.url });
 });
 tcp.after(async () => {
@@ -104,7 +104,7 @@ const other = suite('client: socket, token, stop, unreachable');
 other('over the unix socket with a token; a wrong token is FORKD_ERR_UNAUTHORIZED', async () => {
   const socketPath = path.join(os.tmpdir(), `forkd-client-${process.pid}.sock`);
   const token = 'client-test-token-0123';
-  const daemon = await serve({ token, args: ['--socket', socketPath] });
+  const daemon = await startDaemon({ app: 'test/fixtures/http-app.js', token, args: ['--kill-grace-ms', '300', '--socket', socketPath] });
   const viaSocket = new ForkdClient({ socketPath, token });
   try {
     assert.is((await viaSocket.run('echo', 'via socket', { wait: true })).result, 'via socket');

@@ -1,4 +1,4 @@
-// The HTTP API end to end: a real `forkd serve` (test/serve.js) on an
+// The HTTP API end to end: a real `forkd serve` (test/daemon.js) on an
 // ephemeral port and a unix socket, with test/fixtures/http-app.js. Exact
 // statuses and bodies, bad input the real RunService sees, the guard, waits,
 // followed output, signals and kill escalation, metrics.
@@ -8,7 +8,8 @@ const http = require('node:http');
 const path = require('node:path');
 const { suite } = require('uvu');
 const assert = require('uvu/assert');
-const { serve, until } = require('./serve');
+const { tmpDir, until } = require('./helpers');
+const { startDaemon, cli } = require('./daemon');
 
 let d;
 const post = (body, query = '') => d.request({ method: 'POST', path: `/v1/runs${query}`, body });
@@ -28,7 +29,7 @@ function expectError(res, status, code, part) {
 
 const api = suite('http daemon: endpoints and bad input');
 api.before(async () => {
-  d = await serve({ args: ['--max-running', '2'] });
+  d = await startDaemon({ app: 'test/fixtures/http-app.js', args: ['--kill-grace-ms', '300', '--max-running', '2'] });
 });
 api.after(async () => {
   await d.stop();
@@ -278,7 +279,7 @@ api('nothing a client sends crashes the daemon: 300 random requests, then it sti
   assert.is(d.child.exitCode, null, 'the daemon is alive');
   assert.is((await d.request({ path: '/v1/health' })).status, 200);
   assert.is((await runToEnd({ handler: 'echo', args: 'still here' })).result, 'still here');
-  assert.not.ok(d.logs().some((r) => r.level >= 50), 'no error logged');
+  assert.not.ok(d.logs.some((r) => r.level >= 50), 'no error logged');
 });
 
 api('POST /v1/restart loads the app anew', async () => {
@@ -296,7 +297,7 @@ const secure = suite('http daemon: token and unix socket');
 secure('--token: every endpoint but health needs the bearer token; the unix socket is 0600 and needs it too', async () => {
   const token = 'tok-0123456789abcdef';
   const socket = path.join(require('node:os').tmpdir(), `forkd-e2e-${process.pid}.sock`);
-  const daemon = await serve({ token, args: ['--socket', socket] });
+  const daemon = await startDaemon({ app: 'test/fixtures/http-app.js', token, args: ['--kill-grace-ms', '300', '--socket', socket] });
   try {
     const anon = (opts) => daemon.request({ ...opts, headers: { authorization: '', ...opts.headers } });
     for (const [method, p, body] of [['POST', '/v1/runs', { handler: 'echo' }], ['GET', '/v1/runs'], ['GET', '/v1/runs/x'], ['GET', '/metrics'], ['POST', '/v1/stop'], ['POST', '/v1/restart']]) {
@@ -322,7 +323,7 @@ secure('--token: every endpoint but health needs the bearer token; the unix sock
 });
 
 secure('POST /v1/stop answers 202, then the daemon exits 0', async () => {
-  const daemon = await serve();
+  const daemon = await startDaemon({ app: 'test/fixtures/http-app.js', args: ['--kill-grace-ms', '300'] });
   const res = await daemon.request({ method: 'POST', path: '/v1/stop' });
   assert.is(res.status, 202);
   assert.equal(res.json, { stopping: true });
@@ -336,12 +337,10 @@ secure.run();
 const refused = suite('http daemon: a restart whose new code fails to load');
 
 refused('POST /v1/restart answers 500 FORKD_ERR_APP_LOAD with the load error; the old code goes on serving', async () => {
-  const { tmpDir } = require('./helpers');
-  const { cli } = require('./serve');
   const dir = tmpDir();
   const app = path.join(dir, 'app.js');
   fs.writeFileSync(app, "exports.handlers = { version: async () => 'old' };\n");
-  const daemon = await serve({ app });
+  const daemon = await startDaemon({ app, args: ['--kill-grace-ms', '300'] });
   try {
     const before = (await daemon.request({ path: '/v1/health' })).json.zygote.appVersion;
     fs.writeFileSync(app, "throw new Error('broken on purpose');\n");
