@@ -13,6 +13,17 @@ async function run(fn, options) {
   return { child, info: await exitOf(child) };
 }
 
+/** Forks a job that neither ends nor listens for signals; resolves once it has said 'ready' on `channel`. */
+async function forkIdle(channel) {
+  const child = await forkd.forkRun(async () => {
+    setInterval(() => {}, 1000);
+    await tell(channel.path, 'ready');
+    return new Promise(() => {});
+  });
+  assert.is(await channel.next(), 'ready');
+  return child;
+}
+
 test('exit path: return gives code 0 and the result', async () => {
   const { child, info } = await run(() => 42);
   assert.is(info.pid, child.pid);
@@ -125,12 +136,7 @@ test('exit path: a job whose promise can never settle ends with code 13', async 
 test('exit path: SIGTERM to a job not listening kills it with SIGTERM', async () => {
   const channel = await readyChannel();
   try {
-    const child = await forkd.forkRun(async () => {
-      setInterval(() => {}, 1000);
-      await tell(channel.path, 'ready');
-      return new Promise(() => {});
-    });
-    assert.is(await channel.next(), 'ready');
+    const child = await forkIdle(channel);
     assert.is(child.kill(), true);
     const info = await exitOf(child);
     assert.is(info.code, null);
@@ -170,12 +176,7 @@ test('exit path: SIGTERM to a job listening to ctx.signal aborts it and it retur
 test('exit path: SIGKILL is reported as the signal', async () => {
   const channel = await readyChannel();
   try {
-    const child = await forkd.forkRun(async () => {
-      setInterval(() => {}, 1000);
-      await tell(channel.path, 'ready');
-      return new Promise(() => {});
-    });
-    assert.is(await channel.next(), 'ready');
+    const child = await forkIdle(channel);
     child.kill('SIGKILL');
     const info = await exitOf(child);
     assert.is(info.code, null);
