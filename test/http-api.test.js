@@ -11,10 +11,8 @@ const http = require('node:http');
 const { spawnSync } = require('node:child_process');
 const { suite } = require('uvu');
 const assert = require('uvu/assert');
+const { until, within } = require('./helpers');
 const { startFakeApi, request, rawRequest } = require('./http-fakes');
-
-const within = (ms, promise, what) =>
-  Promise.race([promise, new Promise((_, reject) => setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms).unref())]);
 
 function errorOf(res) {
   assert.ok(res.json && res.json.error, `expected a JSON error, got ${res.status} ${res.text}`);
@@ -141,9 +139,7 @@ api('POST /v1/stop answers 202 first, then stops the service', async () => {
   const res = await request(t, { method: 'POST', path: '/v1/stop' });
   assert.is(res.status, 202);
   assert.equal(res.json, { stopping: true });
-  await within(2000, (async () => {
-    while (t.service.stops === 0) await new Promise((r) => setTimeout(r, 5));
-  })(), 'service.stop()');
+  await until(() => t.service.stops > 0, 2000, 'service.stop()');
   assert.is(t.service.stops, 1);
 });
 
@@ -426,9 +422,7 @@ waits('GET ?waitMs answers with the running record after N ms; N is capped at 60
 
 waits('POST ?wait=true answers with the final record', async () => {
   const pending = request(t, { method: 'POST', path: '/v1/runs?wait=true', body: { handler: 'slow', id: 'pw' } });
-  await within(2000, (async () => {
-    while (!t.service.runs.has('pw')) await new Promise((r) => setTimeout(r, 5));
-  })(), 'run started');
+  await until(() => t.service.runs.has('pw'), 2000, 'run started');
   setTimeout(() => t.service.finish('pw', { state: 'exited', exitCode: 0, result: { ok: 1 } }), 50);
   const res = await pending;
   assert.is(res.status, 201);
@@ -442,24 +436,16 @@ waits('a client that goes away ends its wait', async () => {
     const req = http.request({ host: '127.0.0.1', port: t.port, path: p, agent: false });
     req.on('error', () => {});
     req.end();
-    await within(2000, (async () => {
-      while (t.service.waiters.size === 0) await new Promise((r) => setTimeout(r, 5));
-    })(), 'wait registered');
+    await until(() => t.service.waiters.size > 0, 2000, 'wait registered');
     req.destroy();
-    await within(2000, (async () => {
-      while (t.service.waiters.size > 0) await new Promise((r) => setTimeout(r, 5));
-    })(), 'wait ended');
+    await until(() => t.service.waiters.size === 0, 2000, 'wait ended');
   }
   const req = http.request({ host: '127.0.0.1', port: t.port, path: '/v1/runs?wait=true', method: 'POST', headers: { 'content-type': 'application/json' }, agent: false });
   req.on('error', () => {});
   req.end(JSON.stringify({ handler: 'slow', id: 'gone2' }));
-  await within(2000, (async () => {
-    while (t.service.waiters.size === 0) await new Promise((r) => setTimeout(r, 5));
-  })(), 'wait registered');
+  await until(() => t.service.waiters.size > 0, 2000, 'wait registered');
   req.destroy();
-  await within(2000, (async () => {
-    while (t.service.waiters.size > 0) await new Promise((r) => setTimeout(r, 5));
-  })(), 'wait=true ended');
+  await until(() => t.service.waiters.size === 0, 2000, 'wait=true ended');
   assert.ok(t.service.aborts >= 2);
 });
 
@@ -485,18 +471,16 @@ waits('?follow=true streams output while the run writes, and ends when it has en
     });
     req.on('error', reject);
   });
-  await within(5000, ended, 'follow ended');
+  await within(ended, 5000, 'follow ended');
   assert.is(got.join(''), 'one\ntwo\nthree\n');
 });
 
 waits('close() answers waits in progress with the current state', async () => {
   await request(t, { method: 'POST', path: '/v1/runs', body: { handler: 'slow', id: 'c' } });
   const pending = request(t, { path: '/v1/runs/c?waitMs=60000' });
-  await within(2000, (async () => {
-    while (t.service.waiters.size === 0) await new Promise((r) => setTimeout(r, 5));
-  })(), 'wait registered');
+  await until(() => t.service.waiters.size > 0, 2000, 'wait registered');
   const closing = t.api.close();
-  const res = await within(3000, pending, 'answered');
+  const res = await within(pending, 3000, 'answered');
   assert.is(res.status, 200);
   assert.is(res.json.state, 'running');
   assert.is(res.headers.connection, 'close');
