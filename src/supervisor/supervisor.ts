@@ -8,7 +8,7 @@ import { ForkdError } from '../errors';
 import { ExitWatch, ExitInfo } from '../lib/exit-watch';
 import { childPids, procStartTime } from './proc';
 import { native } from '../native';
-import { signalNumber } from '../lib/signals';
+import { signalName, signalNumber } from '../lib/signals';
 import type { ChildReport, Rusage } from '../protocol/zygote-messages';
 import type { SupervisorConfig } from './config';
 import type { Metrics } from './metrics';
@@ -117,13 +117,17 @@ export class Supervisor implements RunService {
       else if (run.termAt !== null) this.armTerm(entry, run.termAt);
     }
     if (this.zygote === null) this.startZygote();
+    // Children that exited while no image was listening for SIGCHLD.
+    this.sweepOrphans();
   }
 
   /** The state a restarted supervisor needs beyond the records on disk; taken just before the execve. */
   handover(): SupervisorHandover {
     const zygotes: ZygoteHandover[] = [];
-    if (this.zygote !== null && this.zygote.state !== 'stopped') zygotes.push(this.zygote.handover(false));
-    for (const z of this.retiring) if (z.pid !== null) zygotes.push(z.handover(true));
+    if (this.zygote !== null && this.zygote.state !== 'stopped' && this.zygote.channelOpen()) zygotes.push(this.zygote.handover(false));
+    // A retiring zygote that has closed its channel is about to exit: the
+    // next image reaps it as an orphan (and its runs, re-parented to us).
+    for (const z of this.retiring) if (z.pid !== null && z.channelOpen()) zygotes.push(z.handover(true));
     const runs: SupervisorHandover['runs'] = [];
     for (const e of this.runs.values()) {
       if (e.record.state === 'running') runs.push({ id: e.record.id, requestedAtNs: String(e.requestedAt), timedOut: e.timedOut, termAt: e.termAt, killAt: e.killAt });
@@ -360,8 +364,22 @@ export class Supervisor implements RunService {
     if (entry.record.state !== 'running' || entry.awaitingZygote !== null) return;
     entry.awaitingZygote = setTimeout(() => {
       entry.awaitingZygote = null;
-      this.finalizeFromStatus(entry, null);
+      // Its zygote may have died with the run still a zombie: re-parented to
+      // us, its real status is ours to take.
+      this.finalizeFromStatus(entry, this.reapRun(entry));
     }, ZYGOTE_REPORT_GRACE_MS);
+  }
+
+  /** wait4 on a run that has become our child; its status, or null. */
+  private reapRun(entry: Entry): ExitStatus | null {
+    if (entry.record.pid === null) return null;
+    try {
+      const info = native.tryWait(entry.record.pid);
+      if (info === null) return null;
+      return { code: info.code, signal: signalName(info.signal), rusage: info.rusage };
+    } catch {
+      return null; // ECHILD: not (or no longer) ours
+    }
   }
 
   private onZygoteExited(message: ExitedMessage): void {
@@ -464,10 +482,20 @@ export class Supervisor implements RunService {
    */
   private sweepOrphans(): void {
     const zygotes = new Set<number | null>([this.zygote?.pid ?? null, ...[...this.retiring].map((z) => z.pid)]);
-    const followed = new Set<number>();
-    for (const entry of this.runs.values()) if (entry.watch !== null && entry.record.pid !== null) followed.add(entry.record.pid);
+    const runs = new Map<number, Entry>();
+    for (const entry of this.runs.values()) if (entry.record.state === 'running' && entry.record.pid !== null) runs.set(entry.record.pid, entry);
     for (const pid of childPids()) {
-      if (zygotes.has(pid) || followed.has(pid)) continue;
+      if (zygotes.has(pid)) continue;
+      const run = runs.get(pid);
+      if (run !== undefined) {
+        // A run whose zygote died: its own watch reaps it, unless that watch
+        // already fired (while the zygote was still its parent).
+        if (run.watch === null) {
+          const status = this.reapRun(run);
+          if (status !== null) this.finalizeFromStatus(run, status);
+        }
+        continue;
+      }
       try {
         native.tryWait(pid);
       } catch {

@@ -130,6 +130,12 @@ export class ZygoteHandle extends EventEmitter {
     return { pid: this.pid, fd, info: this.info, buffered: this.channel.buffered(), retiring };
   }
 
+  /** Whether the channel can still be handed over (a retiring zygote closes it before it exits). */
+  channelOpen(): boolean {
+    const fd = (this.process.channel as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    return !this.process.channel.destroyed && typeof fd === 'number' && fd >= 0;
+  }
+
   /** Stops reading the channel (for the instant before an execve). */
   pause(): void {
     this.process.channel.pause();
