@@ -68,7 +68,7 @@ function buildApp(size) {
   };
   if (size.records !== undefined) {
     add(size.records);
-  } else {
+  } else if (size.mb > 0) {
     const target = Math.max(0, size.mb) * 1048576;
     const grow = () => {
       while (heapUsed() - base < target) add(4000);
