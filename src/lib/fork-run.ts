@@ -10,7 +10,7 @@ import { native } from '../native';
 import { ExitWatch, ExitInfo as WatchedExit } from './exit-watch';
 import { forkProcess } from './fork';
 import { signalNumber } from './signals';
-import { untracked } from './tracking';
+import { forkdTimers } from './tracking';
 import { runJobInChild } from './job-child';
 
 export interface RunContext {
@@ -141,7 +141,7 @@ let waitedForStdio = false;
 function schedule(): void {
   if (scheduled) return;
   scheduled = true;
-  untracked.setImmediate(forkQueued);
+  forkdTimers.setImmediate(forkQueued);
 }
 
 // Output the parent still queues for stdout/stderr would be written again by
@@ -151,9 +151,9 @@ function waitForStdio(stream: NodeJS.WriteStream): void {
   waitedForStdio = true;
   scheduled = true; // hold further forks until the wait is over
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<void>((resolve) => (timer = untracked.setTimeout(resolve, 5000)));
+  const timeout = new Promise<void>((resolve) => (timer = forkdTimers.setTimeout(resolve, 5000)));
   void Promise.race([once(stream, 'drain'), timeout]).finally(() => {
-    untracked.clearTimeout(timer);
+    forkdTimers.clearTimeout(timer);
     scheduled = false;
     schedule();
   });
@@ -228,8 +228,8 @@ function watchChild(pid: number, resultFd: number, startedAt: number): ForkedChi
     // The result was written before the child exited, but a grandchild may
     // still hold the pipe open: wait briefly for EOF, not forever.
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([ended, new Promise<void>((resolve) => (timer = untracked.setTimeout(resolve, 200)))]);
-    untracked.clearTimeout(timer);
+    await Promise.race([ended, new Promise<void>((resolve) => (timer = forkdTimers.setTimeout(resolve, 200)))]);
+    forkdTimers.clearTimeout(timer);
     reader.destroy();
     const outcome = parseOutcome(Buffer.concat(chunks));
     const out: ExitInfo<unknown> = {

@@ -9,7 +9,7 @@ import { invalidArg } from '../errors';
 import { native } from '../native';
 import { ForkedChild, ForkRunOptions, RunContext, forkRun, validateForkRunOptions } from './fork-run';
 import { applyChildOptions } from './job-child';
-import { untracked } from './tracking';
+import { forkdTimers } from './tracking';
 
 /** Options applied when a child takes a job (the deathSignal and keepFds of a pool are its own). */
 export type PoolRunOptions = Omit<ForkRunOptions, 'deathSignal' | 'keepFds'>;
@@ -149,11 +149,11 @@ export class PreforkPool<A, T> {
       if (slot.gone) continue;
       const written = native.writeSync(slot.jobFd, line, 5000);
       this.closeJobFd(slot);
-      untracked.setImmediate(() => this.refill());
+      forkdTimers.setImmediate(() => this.refill());
       if (written === line.length) return slot.child as ForkedChild<Awaited<T>>;
       slot.child.kill('SIGKILL'); // it died or stopped reading: never half a job
     }
-    untracked.setImmediate(() => this.refill());
+    forkdTimers.setImmediate(() => this.refill());
     return forkRun((ctx) => this.fn(args, ctx), { ...options, deathSignal: this.deathSignal }) as Promise<ForkedChild<Awaited<T>>>;
   }
 

@@ -22,8 +22,35 @@ const original = {
   clearImmediate: globalThis.clearImmediate,
 };
 
-/** The unwrapped scheduling functions, for forkd's own use (never tracked). */
-export const untracked = original;
+// forkd's own timers and immediates (a result-pipe grace period, a prefork
+// refill, the next queued fork) are the parent's too: pending at a fork, they
+// would resume the parent's code in the child. They are kept apart from the
+// application's and cleared in the child all the same.
+const internal = new Set<Tracked>();
+
+export const forkdTimers = {
+  setTimeout(fn: () => void, ms: number): NodeJS.Timeout {
+    const t: NodeJS.Timeout = original.setTimeout(() => {
+      internal.delete(t);
+      fn();
+    }, ms);
+    internal.add(t);
+    return t;
+  },
+  setImmediate(fn: () => void): NodeJS.Immediate {
+    const i: NodeJS.Immediate = original.setImmediate(() => {
+      internal.delete(i);
+      fn();
+    });
+    internal.add(i);
+    return i;
+  },
+  clearTimeout(t: NodeJS.Timeout | undefined): void {
+    if (t === undefined) return;
+    internal.delete(t);
+    original.clearTimeout(t);
+  },
+};
 
 function track<T extends Tracked>(handle: T): T {
   live.add(handle);
@@ -77,13 +104,14 @@ export function trackChildWorkers(): void {
 /** In a forked child: cancel every tracked timer and immediate of the parent. */
 export function clearInheritedTimers(): number {
   let cleared = 0;
-  for (const h of live) {
+  for (const h of [...live, ...internal]) {
     if ((h as unknown as { _destroyed: boolean })._destroyed) continue;
     if ('_onImmediate' in (h as object)) original.clearImmediate(h as NodeJS.Immediate);
     else original.clearTimeout(h as NodeJS.Timeout);
     cleared++;
   }
   live.clear();
+  internal.clear();
   liveWorkers.clear();
   return cleared;
 }
