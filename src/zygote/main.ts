@@ -6,11 +6,14 @@
 // with its private channel to the supervisor on fd 3.
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
+import { getHeapCodeStatistics, setFlagsFromString } from 'node:v8';
 import { parseArgs } from 'node:util';
 import { serializeError } from '../lib/job-child';
+import { atFork } from '../lib/at-fork';
 import { PreforkPool } from '../lib/prefork-pool';
 import { installRandomWrappers } from '../lib/random';
-import { installTracking } from '../lib/tracking';
+import { forkdTimers, installTracking } from '../lib/tracking';
 import { JsonLineChannel } from '../protocol/json-lines';
 import { FromZygote, SpawnRequest, ToZygote, isToZygote, ChildReport } from '../protocol/zygote-messages';
 import { LoadedApp, loadApp } from './app-loader';
@@ -70,6 +73,29 @@ function spawn(pool: PreforkPool<SpawnRequest, ChildReport>, channel: JsonLineCh
     );
 }
 
+// The heap the children share. Compacted once after load: a child that runs
+// a full GC then copies what is live, not the fragmented pages around it
+// (measured: 28.5 instead of 225 MB with a 500 MB app). And swept: with
+// --single-threaded V8 finishes sweeping only when allocation needs it, so a
+// sweep left pending in the zygote is paid again by every child (49 ms of
+// CPU per child instead of 6.6 after a GC in a busy zygote). Reading the heap
+// code statistics finishes it; after later major GCs that is done off the
+// critical path.
+function prepareHeap(): void {
+  setFlagsFromString('--compact-on-every-full-gc');
+  (globalThis as { gc?: () => void }).gc?.();
+  setFlagsFromString('--no-compact-on-every-full-gc');
+  getHeapCodeStatistics();
+  const observer = new PerformanceObserver((list) => {
+    if (list.getEntries().some((e) => (e as unknown as { detail?: { kind?: number } }).detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR)) {
+      forkdTimers.setTimeout(() => getHeapCodeStatistics(), 0);
+    }
+  });
+  observer.observe({ entryTypes: ['gc'] });
+  // The observer is the zygote's: a run child does not sweep on its behalf.
+  atFork({ child: () => observer.disconnect() });
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { app: { type: 'string' }, prefork: { type: 'string' } }, strict: true });
   if (values.app === undefined) throw new Error('zygote: --app FILE is required');
@@ -88,9 +114,7 @@ async function main(): Promise<void> {
     channel.close();
     return;
   }
-  // A compact heap is what the children share; pages the GC would otherwise
-  // move later turn into private copies in every child.
-  (globalThis as { gc?: () => void }).gc?.();
+  prepareHeap();
   // Runs outlive the zygote: if it dies they are re-parented to the
   // supervisor (a subreaper), which reaps them and records their status.
   // Idle prefork children, which have no job yet, die with it.
