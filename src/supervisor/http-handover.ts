@@ -10,6 +10,7 @@
 import type * as http from 'node:http';
 import * as net from 'node:net';
 import { native } from '../native';
+import { fdOf } from './handle-fd';
 
 export interface HttpHandover {
   version: 1;
@@ -21,9 +22,9 @@ export interface HttpHandover {
   idle: Array<{ fd: number; unix: boolean }>;
 }
 
-function fdOf(handle: net.Server | net.Socket): number {
-  const fd = (handle as unknown as { _handle?: { fd?: number } })._handle?.fd;
-  if (typeof fd !== 'number' || fd < 0) throw new Error('no fd to hand over');
+function handoverFd(handle: net.Server | net.Socket): number {
+  const fd = fdOf(handle);
+  if (fd < 0) throw new Error('no fd to hand over');
   return fd;
 }
 
@@ -102,7 +103,7 @@ export class ConnectionTracker {
     for (const [socket, count] of this.busy) {
       if (count > 0 || socket.destroyed) continue;
       socket.pause();
-      out.push({ fd: fdOf(socket), unix: this.unix.has(socket) });
+      out.push({ fd: handoverFd(socket), unix: this.unix.has(socket) });
     }
     return out;
   }
@@ -119,7 +120,7 @@ export class ConnectionTracker {
  * handle without touching its connections or unlinking a unix socket path.
  */
 export function stopAccepting(server: net.Server): number {
-  const fd = fdOf(server);
+  const fd = handoverFd(server);
   const copy = native.dupFd(fd);
   native.keepPipePath(fd);
   // net.Server's close, not http.Server's: the latter also closes idle

@@ -5,6 +5,7 @@
 import * as net from 'node:net';
 import type { Logger } from 'pino';
 import type { SupervisorConfig } from './config';
+import { fdOf } from './handle-fd';
 import { LineFramer, LineTooLongError } from './line-framing';
 import { encodeReply, handleLine, lineTooLong, replies, restartFailed, type LineReply } from './line-protocol';
 import type { RestartResult, RunService } from './run-service';
@@ -304,7 +305,7 @@ class LineConnection {
 
   state(): LineConnectionState {
     this.drainReadable();
-    const fd = (this.socket as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
+    const fd = fdOf(this.socket);
     const queued = this.queue.length === 0 ? Buffer.alloc(0) : Buffer.concat(this.queue);
     return {
       fd,
@@ -459,10 +460,10 @@ export function createLineServer(service: RunService, config: SupervisorConfig, 
     },
 
     snapshot() {
-      const handle = (server as unknown as { _handle?: { fd?: number } | null })._handle;
+      const listenFd = fdOf(server);
       return {
         version: 1,
-        listenFd: server.listening && typeof handle?.fd === 'number' ? handle.fd : null,
+        listenFd: server.listening && listenFd >= 0 ? listenFd : null,
         connections: [...owner.connections].filter((c) => !c.socket.destroyed).map((c) => c.state()),
       };
     },

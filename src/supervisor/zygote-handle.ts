@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { ForkdError } from '../errors';
 import { ExitWatch } from '../lib/exit-watch';
 import { JsonLineChannel } from '../protocol/json-lines';
+import { fdOf } from './handle-fd';
 import { signalNumber } from '../lib/signals';
 import { FromZygote, SerializedError, SpawnRequest, ToZygote, isFromZygote } from '../protocol/zygote-messages';
 
@@ -125,15 +126,14 @@ export class ZygoteHandle extends EventEmitter {
     // A paused socket still reads until its buffer is full: what Node read but
     // did not emit is taken (and handled) now, or it would be lost in the exec.
     while (this.process.channel.read() !== null);
-    const fd = (this.process.channel as unknown as { _handle?: { fd?: number } })._handle?.fd;
-    if (this.pid === null || typeof fd !== 'number' || fd < 0) throw new ForkdError('FORKD_ERR_ZYGOTE_UNAVAILABLE', 'the zygote has no open channel to hand over');
+    const fd = fdOf(this.process.channel);
+    if (this.pid === null || fd < 0) throw new ForkdError('FORKD_ERR_ZYGOTE_UNAVAILABLE', 'the zygote has no open channel to hand over');
     return { pid: this.pid, fd, info: this.info, buffered: this.channel.buffered(), retiring };
   }
 
   /** Whether the channel can still be handed over (a retiring zygote closes it before it exits). */
   channelOpen(): boolean {
-    const fd = (this.process.channel as unknown as { _handle?: { fd?: number } })._handle?.fd;
-    return !this.process.channel.destroyed && typeof fd === 'number' && fd >= 0;
+    return !this.process.channel.destroyed && fdOf(this.process.channel) >= 0;
   }
 
   /** Stops reading the channel (for the instant before an execve). */
