@@ -17,20 +17,14 @@ const path = require('node:path');
 const cfg = require('./lib/config');
 const { compileC, machine } = require('./lib/procs');
 const { measureSize } = require('./lib/measure');
-const { copyPackage } = require('./lib/package-copy');
+const { withPackageCopy } = require('./lib/package-copy');
 const report = require('./lib/report');
 
 const sizes = process.env.FORKD_BENCH_SIZES ? cfg.sizes : cfg.quick ? [50, 200] : [50, 200, 1024];
 
 async function main() {
   compileC();
-  const pkg = copyPackage();
-  process.env.FORKD_BENCH_PKG = pkg.dir;
-  try {
-    await measure();
-  } finally {
-    pkg.remove();
-  }
+  await withPackageCopy(measure);
 }
 
 async function measure() {

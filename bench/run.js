@@ -23,7 +23,7 @@ const { measureSize } = require('./lib/measure');
 const report = require('./lib/report');
 const { startLatencyChart } = require('./lib/svg');
 const { runDaemonScenarios } = require('./scenarios/daemon');
-const { copyPackage } = require('./lib/package-copy');
+const { withPackageCopy } = require('./lib/package-copy');
 
 const log = (line) => process.stderr.write(`${line}\n`);
 const print = (line = '') => process.stdout.write(`${line}\n`);
@@ -80,13 +80,7 @@ async function main() {
   const started = Date.now();
   ensureBuilt();
   compileC();
-  const pkg = copyPackage();
-  process.env.FORKD_BENCH_PKG = pkg.dir;
-  try {
-    await suite(started);
-  } finally {
-    pkg.remove();
-  }
+  await withPackageCopy(() => suite(started));
 }
 
 async function suite(started) {

@@ -11,7 +11,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const cfg = require('../lib/config');
 const { runHost, runC } = require('../lib/procs');
-const { copyPackage } = require('../lib/package-copy');
+const { withPackageCopy } = require('../lib/package-copy');
 const { summarize, ms, ratio, table } = require('../lib/stats');
 
 const sizes = process.env.FORKD_BENCH_SIZES ? cfg.sizes : [50, 1024];
@@ -20,13 +20,7 @@ const lib = path.join(cfg.resultsDir, 'bin', 'no-mmap-hint.so');
 const med = (a) => summarize(a).median;
 
 async function main() {
-  const pkg = copyPackage();
-  process.env.FORKD_BENCH_PKG = pkg.dir;
-  try {
-    await measure();
-  } finally {
-    pkg.remove();
-  }
+  await withPackageCopy(measure);
 }
 
 async function measure() {

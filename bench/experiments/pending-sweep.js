@@ -13,13 +13,11 @@
 const path = require('node:path');
 const cfg = require('../lib/config');
 const { runHost } = require('../lib/procs');
-const { copyPackage } = require('../lib/package-copy');
+const { withPackageCopy } = require('../lib/package-copy');
 const { table } = require('../lib/stats');
 
 async function main() {
-  const pkg = copyPackage();
-  process.env.FORKD_BENCH_PKG = pkg.dir;
-  try {
+  await withPackageCopy(async () => {
     const duration = process.env.FORKD_BENCH_DURATION ? cfg.duration : 12;
     const task = { app: { mb: cfg.heapMb }, scenarios: { throughput: { duration, concurrency: cfg.concurrency, c: { duration: duration / 4 }, blocks: 3 } } };
     const host = path.join(__dirname, '..', 'lib', 'host-forkd.js');
@@ -33,9 +31,7 @@ async function main() {
     }
     console.log(`\nPending sweeping and the cost of a child (${cfg.heapMb} MB app, trivial runs, ${duration} s per concurrency)`);
     console.log(table(['zygote', 'concurrency', 'runs/s', 'parent CPU ms/run', 'child CPU ms/run', 'C runs/s'], rows, { left: [0] }));
-  } finally {
-    pkg.remove();
-  }
+  });
 }
 
 main().catch((error) => {

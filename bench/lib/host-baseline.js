@@ -11,18 +11,10 @@ const path = require('node:path');
 const { once } = require('node:events');
 const { Worker } = require('node:worker_threads');
 const { buildApp } = require('../app');
-const { smapsRollup, rssKb, waitStopped, msBetween, sleep } = require('./procs');
+const { smapsRollup, rssKb, waitStopped, msBetween, sleep, hostTask } = require('./procs');
 
-const [taskPath, resultPath] = process.argv.slice(2);
-const task = JSON.parse(fs.readFileSync(taskPath, 'utf8'));
-const log = (line) => process.stderr.write(`${line}\n`);
+const { task, resultPath, log } = hostTask();
 const now = () => process.hrtime.bigint();
-
-// The host ends with the bench driver (it is useless without it).
-const driver = process.ppid;
-setInterval(() => {
-  if (process.ppid !== driver) process.exit(1);
-}, 500).unref();
 const cpChild = path.join(__dirname, 'cp-child.js');
 const workerChild = path.join(__dirname, 'worker-child.js');
 

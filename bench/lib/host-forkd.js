@@ -14,18 +14,10 @@ const forkd = require(packageDir());
 const { native } = require(path.join(packageDir(), 'dist', 'native'));
 const { checkForkSafety } = require(path.join(packageDir(), 'dist', 'lib', 'gate'));
 const { buildApp, trivialJob } = require('../app');
-const { smapsRollup, rssKb, rssAnonKb, vmPteKb, mapCount, waitStopped, msBetween, sleep, runC, cLatency } = require('./procs');
+const { smapsRollup, rssKb, rssAnonKb, vmPteKb, mapCount, waitStopped, msBetween, sleep, runC, cLatency, hostTask } = require('./procs');
 
-const [taskPath, resultPath] = process.argv.slice(2);
-const task = JSON.parse(fs.readFileSync(taskPath, 'utf8'));
-const log = (line) => process.stderr.write(`${line}\n`);
+const { task, resultPath, log } = hostTask();
 const now = () => process.hrtime.bigint();
-
-// The host ends with the bench driver (it is useless without it).
-const driver = process.ppid;
-setInterval(() => {
-  if (process.ppid !== driver) process.exit(1);
-}, 500).unref();
 
 // The app stays referenced for the life of the host: it is what children share.
 let app;

@@ -26,9 +26,20 @@ function copyPackage() {
   return { dir, remove: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
 
+/** Runs fn() with hosts loading forkd from a private copy of the package, removed afterwards. */
+async function withPackageCopy(fn) {
+  const pkg = copyPackage();
+  process.env.FORKD_BENCH_PKG = pkg.dir;
+  try {
+    return await fn();
+  } finally {
+    pkg.remove();
+  }
+}
+
 /** Where forkd is loaded from: the copy when the driver made one, else the working tree. */
 function packageDir() {
   return process.env.FORKD_BENCH_PKG || root;
 }
 
-module.exports = { copyPackage, packageDir };
+module.exports = { withPackageCopy, packageDir };

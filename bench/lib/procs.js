@@ -174,4 +174,19 @@ function machine() {
   };
 }
 
-module.exports = { compileC, runC, cLatency, runHost, smapsRollup, rssKb, rssAnonKb, vmPteKb, mapCount, waitStopped, msBetween, sleep, machine };
+/**
+ * A measuring host's start: the task file and result path from argv, a
+ * stderr logger, and a watch that ends the host if the bench driver dies
+ * (a host is useless without it).
+ */
+function hostTask() {
+  const [taskPath, resultPath] = process.argv.slice(2);
+  const task = JSON.parse(fs.readFileSync(taskPath, 'utf8'));
+  const driver = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== driver) process.exit(1);
+  }, 500).unref();
+  return { task, resultPath, log: (line) => process.stderr.write(`${line}\n`) };
+}
+
+module.exports = { compileC, runC, cLatency, runHost, smapsRollup, rssKb, rssAnonKb, vmPteKb, mapCount, waitStopped, msBetween, sleep, machine, hostTask };
