@@ -36,7 +36,7 @@ export interface RunRecord {
 /** Run ids name directories in the state dir: a strict alphabet, no path tricks. */
 export const RUN_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
-/** The exit status a Phprocksyd client expects: the code, or 128 + signal number. */
+/** The run has ended, whichever way. */
 export function isFinished(record: RunRecord): boolean {
   return record.state !== 'running';
 }

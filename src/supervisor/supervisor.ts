@@ -31,7 +31,6 @@ interface Entry {
   record: RunRecord;
   procStart: string | null;
   requestedAt: bigint;
-  zygote: ZygoteHandle | null;
   watch: ExitWatch | null;
   timedOut: boolean;
   /** Epoch ms when the timeout's SIGTERM, then its SIGKILL, are due (kept across a restart). */
@@ -275,7 +274,7 @@ export class Supervisor implements RunService {
       memory: null,
       output: { stdoutBytes: 0, stderrBytes: 0, truncated: false },
     };
-    const entry: Entry = { record, procStart: null, requestedAt, zygote, watch: null, timedOut: false, termAt: null, killAt: null, timers: [], waiters: new Set(), awaitingZygote: null };
+    const entry: Entry = { record, procStart: null, requestedAt, watch: null, timedOut: false, termAt: null, killAt: null, timers: [], waiters: new Set(), awaitingZygote: null };
     this.runs.set(record.id, entry);
     this.running++;
     this.metrics.running.set(this.running);
@@ -430,10 +429,12 @@ export class Supervisor implements RunService {
         this.metrics.forkLatency.observe(record.forkLatencyMs / 1000);
       }
     }
-    const status2 = this.store.readStatus(record.id) ?? report;
-    if (status2 !== null) {
-      record.memory = status2.memory ?? null;
-      record.output = { stdoutBytes: status2.stdoutBytes ?? 0, stderrBytes: status2.stderrBytes ?? 0, truncated: status2.truncated ?? false };
+    // Memory and output counts are only in the child's status.json (written
+    // on its way out); a report read from that file already has them.
+    const onDisk = report !== null && 'memory' in report ? report : this.store.readStatus(record.id) ?? report;
+    if (onDisk !== null) {
+      record.memory = onDisk.memory ?? null;
+      record.output = { stdoutBytes: onDisk.stdoutBytes ?? 0, stderrBytes: onDisk.stderrBytes ?? 0, truncated: onDisk.truncated ?? false };
     }
     if (failure !== undefined && record.error === undefined) {
       const code = (failure as { code?: unknown }).code;
@@ -506,7 +507,7 @@ export class Supervisor implements RunService {
 
   /** A run recorded as running by an earlier supervisor: follow it if its process is still ours, else settle it. */
   private adopt(record: RunRecord, procStart: string | null): void {
-    const entry: Entry = { record, procStart, requestedAt: 0n, zygote: null, watch: null, timedOut: false, termAt: null, killAt: null, timers: [], waiters: new Set(), awaitingZygote: null };
+    const entry: Entry = { record, procStart, requestedAt: 0n, watch: null, timedOut: false, termAt: null, killAt: null, timers: [], waiters: new Set(), awaitingZygote: null };
     this.runs.set(record.id, entry);
     if (record.state !== 'running') return;
     this.running++;
