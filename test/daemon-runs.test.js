@@ -9,7 +9,14 @@ const path = require('node:path');
 const { until, childrenOf } = require('./helpers');
 const { startDaemon } = require('./daemon');
 
-const alive = (pid) => fs.existsSync(`/proc/${pid}`) && !/\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+// Alive and not a zombie; a process that vanishes between two reads is gone.
+const alive = (pid) => {
+  try {
+    return !/\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+};
 
 let daemon;
 test.before(async () => {
