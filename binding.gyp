@@ -5,7 +5,9 @@
       "sources": [
         "native/addon.cc",
         "native/errors.cc",
+        "native/got_patch.cc",
         "native/dontfork.cc",
+        "native/mmap_layout.cc",
         "native/platform_park.cc",
         "native/fork.cc",
         "native/exit.cc",
