@@ -24,8 +24,8 @@ async function measure() {
   const rows = [];
   for (const mb of sizes) {
     const task = { app: { mb }, scenarios: { rawFork: { n: cfg.n, warmup: 5 }, start: { n: cfg.n, warmup: 5 }, phases: { n: Math.ceil(cfg.n / 3), warmup: 2 } } };
-    const asIs = await runHost(host, ['--single-threaded', '--expose-gc'], task, { label: `${mb} MB V8 hints`, env: { ...process.env, FORKD_MMAP_HINTS: 'keep' } });
-    const packed = await runHost(host, ['--single-threaded', '--expose-gc'], task, { label: `${mb} MB compact`, env: { ...process.env, FORKD_MMAP_HINTS: '' } });
+    const asIs = await runHost(host, ['--single-threaded', '--v8-pool-size=1', '--expose-gc'], task, { label: `${mb} MB V8 hints`, env: { ...process.env, FORKD_MMAP_HINTS: 'keep' } });
+    const packed = await runHost(host, ['--single-threaded', '--v8-pool-size=1', '--expose-gc'], task, { label: `${mb} MB compact`, env: { ...process.env, FORKD_MMAP_HINTS: '' } });
     const c = await runC({ mb: Math.round(asIs.app.rssKb / 1024) - 1, cycles: cfg.n });
     // (C runs after both hosts here: an experiment, not a suite ratio.)
     const cFork = med(c.forkUs) / 1000;
