@@ -6,6 +6,7 @@ const { suite } = require('uvu');
 const assert = require('uvu/assert');
 const { root, tmpDir, until, within } = require('./helpers');
 const { startDaemon, cli, request, CLI } = require('./daemon');
+const { spawn } = require('node:child_process');
 
 let d;
 const forkd = (...args) => cli(['--url', d.url, ...args]);
@@ -159,6 +160,45 @@ withDaemon('usage errors exit 2 with one line; unknown handler exits 1', async (
 withDaemon('global options go before or after the command; FORKD_URL works too', async () => {
   assert.is((await cli(['health', '--url', d.url])).code, 0);
   assert.is((await cli(['health'], { env: { FORKD_URL: d.url } })).code, 0);
+});
+
+/** `forkd run ... --wait` as a child process the test can signal. */
+function waitingRun(...args) {
+  const env = { ...process.env };
+  for (const name of ['FORKD_URL', 'FORKD_SOCKET', 'FORKD_TOKEN']) delete env[name];
+  const child = spawn(process.execPath, [CLI, '--url', d.url, 'run', ...args, '--wait'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (c) => (stderr += c));
+  child.stdout.resume();
+  const ended = new Promise((resolve) => child.on('close', (code) => resolve({ code, stderr })));
+  return { child, ended: within(ended, 20000, 'forkd run --wait to end'), stderr: () => stderr };
+}
+
+const handlerReady = (id) => until(async () => (await d.request({ path: `/v1/runs/${id}/output` })).text.includes('ignoring SIGTERM'), 5000, 'the handler to run');
+
+withDaemon('run --wait: Ctrl-C goes to the run, and the CLI exits with the run\'s status', async () => {
+  const { child, ended } = waitingRun('stubborn', '--id', 'cli-int');
+  await handlerReady('cli-int');
+  child.kill('SIGINT');
+  const { code, stderr } = await ended;
+  assert.is(code, 128 + 2, stderr);
+  assert.match(stderr, /sending SIGINT to run cli-int/);
+  assert.match(stderr, /run cli-int killed \(signal SIGINT\)/);
+  assert.is((await d.request({ path: '/v1/runs/cli-int' })).json.signal, 'SIGINT');
+});
+
+withDaemon('run --wait: a second signal stops waiting and leaves the run going', async () => {
+  const { child, ended, stderr } = waitingRun('stubborn', '--id', 'cli-detach');
+  await handlerReady('cli-detach');
+  child.kill('SIGTERM'); // forwarded; the handler ignores it
+  await until(() => stderr().includes('sending SIGTERM'), 5000, 'the first signal to be forwarded');
+  child.kill('SIGTERM');
+  const res = await ended;
+  assert.is(res.code, 128 + 15, res.stderr);
+  assert.match(res.stderr, /stopped waiting; run cli-detach goes on/);
+  assert.is((await d.request({ path: '/v1/runs/cli-detach' })).json.state, 'running');
+  await d.request({ method: 'POST', path: '/v1/runs/cli-detach/signal', body: { signal: 'SIGKILL' } });
+  assert.is((await d.request({ path: '/v1/runs/cli-detach?waitMs=5000' })).json.state, 'killed');
 });
 
 withDaemon('stop: the daemon stops and exits 0', async () => {

@@ -41,14 +41,40 @@ function describeEnd(record: RunRecord): string {
   return `run ${record.id} ${record.state.replace(/_/g, ' ')} (${how})${why}`;
 }
 
-async function followRun(client: ForkdClient, record: RunRecord, io: Io): Promise<RunRecord> {
+// Signals a person sends to `forkd run --wait` (Ctrl-C, a closed terminal, a
+// kill) are meant for the run, as they would be for a job in the foreground.
+const forwardedSignals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/** Follows a run to its end; `detached` (128 + N) when a second signal N said to stop waiting. */
+async function followRun(client: ForkdClient, record: RunRecord, io: Io): Promise<{ final: RunRecord } | { detached: number }> {
   const pipe = async (stream: 'stdout' | 'stderr', to: Writable): Promise<void> => {
     for await (const chunk of client.output(record.id, { stream, follow: true })) await write(to, chunk);
   };
-  await Promise.all([pipe('stdout', io.stdout), pipe('stderr', io.stderr)]);
-  let final = record;
-  while (final.state === 'running') final = await client.get(record.id, { waitMs: 60_000 });
-  return final;
+  let detach!: (status: number) => void;
+  const detached = new Promise<number>((resolve) => (detach = resolve));
+  let received = 0;
+  // The first signal goes to the run, and the CLI waits for the run to end
+  // (with its status); a second one stops waiting and leaves the run going.
+  const onSignal = (signal: NodeJS.Signals): void => {
+    received++;
+    if (received > 1) return detach(128 + osConstants.signals[signal]);
+    void write(io.stderr, `forkd: sending ${signal} to run ${record.id} (${signal === 'SIGINT' ? 'Ctrl-C' : 'signal'} again to stop waiting; the run goes on)\n`);
+    client.signal(record.id, signal).catch((error: Error) => write(io.stderr, `forkd: could not signal run ${record.id}: ${error.message}\n`));
+  };
+  for (const signal of forwardedSignals) process.on(signal, onSignal);
+  try {
+    const followed = (async () => {
+      await Promise.all([pipe('stdout', io.stdout), pipe('stderr', io.stderr)]);
+      let final = record;
+      while (final.state === 'running') final = await client.get(record.id, { waitMs: 60_000 });
+      return { final };
+    })();
+    // Detached, the output streams are cut when the client closes (cli()); the
+    // race has already taken their end, error or not.
+    return await Promise.race([followed, detached.then((status) => ({ detached: status }))]);
+  } finally {
+    for (const signal of forwardedSignals) process.off(signal, onSignal);
+  }
 }
 
 const run: CommandSpec = {
@@ -86,7 +112,12 @@ const run: CommandSpec = {
       await write(io.stderr, `forkd: ${describeEnd(record)}\n`);
       return 1;
     }
-    const final = record.state === 'running' ? await followRun(c, record, io) : record;
+    const followed = record.state === 'running' ? await followRun(c, record, io) : { final: record };
+    if ('detached' in followed) {
+      await write(io.stderr, `forkd: stopped waiting; run ${record.id} goes on ('forkd status ${record.id}')\n`);
+      return followed.detached;
+    }
+    const final = followed.final;
     if (values.json === true) await write(io.stdout, json(final));
     else if (final.result !== undefined) await write(io.stdout, `${JSON.stringify(final.result)}\n`);
     if (final.state !== 'exited' || final.exitCode !== 0) await write(io.stderr, `forkd: ${describeEnd(final)}\n`);

@@ -56,7 +56,9 @@ Starts the daemon: a supervisor serving the HTTP API and a zygote that loads FIL
 
 Starts a run of HANDLER. Prints its id, or with --wait follows it: prints its
 stdout and stderr as they come, then its result, and exits with its exit code
-(128 + N when a signal N ended it).
+(128 + N when a signal N ended it). While it follows, Ctrl-C (SIGINT), SIGTERM
+and SIGHUP are sent on to the run; a second one stops waiting and leaves the
+run going.
 
   --args JSON          the handler's arguments (default: none)
   --id ID              the run's id (default: generated)
