@@ -448,6 +448,7 @@ export class Supervisor implements RunService {
     entry.waiters.clear();
     this.logger.info({ runId: record.id, state, exitCode: record.exitCode, signal: record.signal, durationMs: record.durationMs }, 'run ended');
     this.enforceRetention();
+    this.store.refill();
   }
 
   private persist(entry: Entry): void {
