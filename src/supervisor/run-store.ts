@@ -83,7 +83,10 @@ export function overwriteFile(file: string, data: string): void {
 /**
  * Replaces dir/record.json atomically without allocating an inode: the new
  * content goes into the scratch file, and the inode it replaces is kept,
- * through a second link, as the next scratch file.
+ * through a second link, as the next scratch file. (Renaming over an existing
+ * file makes ext4 flush the renamed one first, about 35 us here; moving
+ * record.json aside first would avoid that, but then a reader could find no
+ * record.json for an instant.)
  */
 function replaceRecord(dir: string, data: string): void {
   const file = path.join(dir, 'record.json');
