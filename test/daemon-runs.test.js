@@ -65,6 +65,37 @@ test('output is captured per stream, readable while running and after', async ()
   assert.is(rec.output.stdoutBytes, 21);
 });
 
+test('a freed run leaves nothing behind: the runs after it (in recycled directories) start with their own files', async () => {
+  const old = await daemon.run('spam', { kb: 8 });
+  const oldDir = path.join(daemon.stateDir, 'runs', old.id);
+  // A reader that still holds the freed run's output (a follow, a process it left).
+  const held = fs.openSync(path.join(oldDir, 'stdout'), 'r');
+  try {
+    for (let i = 0; i < 12; i++) {
+      const previous = i === 0 ? old : await daemon.run('print', { lines: i });
+      const freed = await daemon.request({ method: 'DELETE', path: `/v1/runs/${previous.id}` });
+      assert.is(freed.status, 200);
+      assert.not.ok(fs.existsSync(path.join(daemon.stateDir, 'runs', previous.id)), 'the directory is gone at once');
+      if (i === 0) continue;
+      assert.is(previous.result, i);
+      assert.is(previous.output.stdoutBytes, Array.from({ length: i }, (_, k) => `line ${k}\n`).join('').length);
+    }
+    for (let i = 1; i <= 3; i++) {
+      const rec = await daemon.run('print', { lines: i });
+      const out = await daemon.request({ path: `/v1/runs/${rec.id}/output` });
+      assert.is(out.text, Array.from({ length: i }, (_, k) => `line ${k}\n`).join(''));
+      assert.is((await daemon.request({ path: `/v1/runs/${rec.id}/output?stream=stderr` })).text, 'to stderr\n');
+      const stored = JSON.parse(fs.readFileSync(path.join(daemon.stateDir, 'runs', rec.id, 'record.json'), 'utf8'));
+      assert.is(stored.record.state, 'exited');
+      assert.is(JSON.parse(fs.readFileSync(path.join(daemon.stateDir, 'runs', rec.id, 'status.json'), 'utf8')).value, i);
+    }
+    const kept = fs.readFileSync(`/proc/self/fd/${held}`, 'utf8');
+    assert.ok(kept.startsWith('x'.repeat(1023)), "the holder still reads the freed run's output, not a later run's");
+  } finally {
+    fs.closeSync(held);
+  }
+});
+
 test('a chatty run is cut at --max-output-bytes and the cut is marked', async () => {
   const rec = await daemon.run('spam', { kb: 64 });
   assert.is(rec.state, 'exited');

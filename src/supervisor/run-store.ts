@@ -4,10 +4,23 @@
 //   <stateDir>/runs/<id>/record.json   the run record, replaced atomically
 //   <stateDir>/runs/<id>/stdout|stderr what the run wrote (the child writes them)
 //   <stateDir>/runs/<id>/status.json   the child's own report on its way out
+//   <stateDir>/runs/.spare-<hex>/      a run directory made ahead, not yet a run's
+//
+// Creating a file or a directory (allocating an inode) is the costly part of
+// a run's bookkeeping: 0.1 to 0.7 ms of CPU each (it varied over the day) on
+// the ext4 the benchmarks run on, against 15-40 us to rename a directory or
+// rewrite an existing file. A
+// run needs a directory and, before its first line runs, a record and two
+// output files. So directories are made ahead with every file a run will
+// create already in them (empty), and a run takes one by rename: that keeps
+// inode allocation off the start path, and the rename also makes a run's
+// directory appear complete, record included.
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { ForkdError } from '../errors';
-import type { ChildReport } from '../protocol/zygote-messages';
+import { STATUS_NEXT, type ChildReport } from '../protocol/zygote-messages';
 import { RUN_ID_PATTERN, RunRecord, runStates } from './run-record';
 
 export interface StoredRun {
@@ -32,6 +45,71 @@ export function writeFileAtomic(file: string, data: string): void {
   fs.renameSync(tmp, file);
 }
 
+/** The scratch file a record is written to before it replaces record.json. */
+const RECORD_NEXT = 'record.next';
+/** Holds the replaced record.json's inode for a moment, so it becomes the next scratch file. */
+const RECORD_PREV = 'record.prev';
+const SPARE_PREFIX = '.spare-';
+const TRASH_PREFIX = '.trash-';
+// Every file a run's directory gets, with the mode its writer gives it. The
+// output files are the child's (0644 like any file it opens); the rest are ours.
+const SPARE_FILES: ReadonlyArray<[string, number]> = [
+  ['record.json', 0o600],
+  [RECORD_NEXT, 0o600],
+  [STATUS_NEXT, 0o600],
+  ['stdout', 0o644],
+  ['stderr', 0o644],
+];
+/** Directories kept ready: a burst larger than this makes the rest the slow way. */
+const SPARES = 8;
+/** New ones are made only below this: freed runs' directories, recycled, usually keep the count up. */
+const SPARES_LOW = SPARES / 2;
+/** The files a run's directory may hold; a directory with anything else is not recycled. */
+const RUN_FILES = new Set(['record.json', 'record.next', 'record.prev', 'status.json', 'status.next', 'stdout', 'stderr']);
+
+/**
+ * Writes `data` as the whole content of `file`, reusing the file if it
+ * exists. Not with O_TRUNC: truncating a file that has blocks makes ext4 free
+ * them and flush the file at close (auto_da_alloc), 64 against 25 us here;
+ * ftruncate() to the new length cuts what is left of a longer old content.
+ */
+export function overwriteFile(file: string, data: string): void {
+  const buffer = Buffer.from(data);
+  const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600);
+  try {
+    for (let done = 0; done < buffer.length; ) done += fs.writeSync(fd, buffer, done, buffer.length - done, done);
+    fs.ftruncateSync(fd, buffer.length);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Replaces dir/record.json atomically without allocating an inode: the new
+ * content goes into the scratch file, and the inode it replaces is kept,
+ * through a second link, as the next scratch file. (Renaming over an existing
+ * file makes ext4 flush the renamed one first, about 35 us here; moving
+ * record.json aside first would avoid that, but then a reader could find no
+ * record.json for an instant.)
+ */
+function replaceRecord(dir: string, data: string): void {
+  const file = path.join(dir, 'record.json');
+  const next = path.join(dir, RECORD_NEXT);
+  const prev = path.join(dir, RECORD_PREV);
+  overwriteFile(next, data);
+  let kept = true;
+  try {
+    fs.linkSync(file, prev);
+  } catch (error) {
+    kept = false;
+    // Left by a crash between the link and the rename below: a stale copy,
+    // never read; the record itself is whole either way.
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') fs.rmSync(prev, { force: true });
+  }
+  fs.renameSync(next, file);
+  if (kept) fs.renameSync(prev, next);
+}
+
 function isRecord(value: unknown): value is StoredRun {
   const r = (value as StoredRun | null)?.record;
   return r !== undefined && r !== null && typeof r.id === 'string' && RUN_ID_PATTERN.test(r.id) && typeof r.handler === 'string' && runStates.includes(r.state);
@@ -39,6 +117,9 @@ function isRecord(value: unknown): value is StoredRun {
 
 export class RunStore {
   readonly runsDir: string;
+  private readonly spares: string[] = [];
+  private refilling = false;
+  private recycling = 0;
 
   constructor(readonly stateDir: string) {
     this.runsDir = path.join(stateDir, 'runs');
@@ -47,19 +128,85 @@ export class RunStore {
   init(): void {
     ensurePrivateDir(this.stateDir);
     ensurePrivateDir(this.runsDir);
+    // Spares of an earlier supervisor may be half made (it died making one):
+    // made anew. Its trash may not have been emptied.
+    for (const name of fs.readdirSync(this.runsDir)) {
+      if (name.startsWith(SPARE_PREFIX) || name.startsWith(TRASH_PREFIX)) fs.rmSync(path.join(this.runsDir, name), { recursive: true, force: true });
+    }
+    this.fill();
   }
 
   runDir(id: string): string {
     return path.join(this.runsDir, id);
   }
 
+  /**
+   * Records a new run: its directory exists, with its record, when this
+   * returns. Taken from the spares when there is one (a write and a rename),
+   * made here otherwise.
+   */
   create(stored: StoredRun): void {
-    fs.mkdirSync(this.runDir(stored.record.id), { mode: 0o700 });
+    const dir = this.runDir(stored.record.id);
+    const spare = this.spares.pop();
+    if (spare !== undefined) {
+      try {
+        // The spare is not a run's yet: record.json is written in place, and
+        // the rename publishes the directory with it.
+        overwriteFile(path.join(spare, 'record.json'), JSON.stringify(stored));
+        fs.renameSync(spare, dir);
+        return;
+      } catch {
+        // The name is taken, or the spare is gone: the slow way says why.
+        fs.rmSync(spare, { recursive: true, force: true });
+      }
+    }
+    fs.mkdirSync(dir, { mode: 0o700 });
     this.save(stored);
   }
 
   save(stored: StoredRun): void {
-    writeFileAtomic(path.join(this.runDir(stored.record.id), 'record.json'), JSON.stringify(stored));
+    replaceRecord(this.runDir(stored.record.id), JSON.stringify(stored));
+  }
+
+  /**
+   * Makes spare run directories up to SPARES, one at a time, in the
+   * threadpool: the supervisor's thread stays free for requests. Called when
+   * a run has ended, the moment the host is least busy with a start; only
+   * below SPARES_LOW, so that directories freed meanwhile are recycled
+   * rather than made anew.
+   */
+  refill(): void {
+    if (this.refilling || this.spares.length + this.recycling >= SPARES_LOW) return;
+    this.fill();
+  }
+
+  private fill(): void {
+    if (this.refilling || this.spares.length + this.recycling >= SPARES) return;
+    this.refilling = true;
+    void this.makeSpare().then(
+      (dir) => {
+        this.refilling = false;
+        this.spares.push(dir);
+        this.fill();
+      },
+      () => {
+        // Out of space or inodes: runs make their directories themselves,
+        // and report that error if it persists. Tried again at the next end.
+        this.refilling = false;
+      },
+    );
+  }
+
+  private async makeSpare(): Promise<string> {
+    const dir = path.join(this.runsDir, `${SPARE_PREFIX}${randomBytes(8).toString('hex')}`);
+    await fsp.mkdir(dir, { mode: 0o700 });
+    try {
+      for (const [name, mode] of SPARE_FILES) await fsp.writeFile(path.join(dir, name), '', { mode, flag: 'wx' });
+    } catch (error) {
+      await fsp.rm(dir, { recursive: true, force: true });
+      throw error;
+    }
+    return dir;
   }
 
   readStatus(id: string): ChildReport | null {
@@ -71,8 +218,64 @@ export class RunStore {
     }
   }
 
+  /**
+   * Deletes a run's directory. Renamed away at once (the run is gone from
+   * runs/<id> when this returns); then, in the threadpool, recycled into a
+   * spare when one is wanted, else removed. Either way nothing of the run is
+   * left: unlinking files that have blocks took 0.4 ms of the supervisor's
+   * thread here, and recycling allocates two inodes instead of six.
+   */
   remove(id: string): void {
-    fs.rmSync(this.runDir(id), { recursive: true, force: true });
+    const trash = path.join(this.runsDir, `${TRASH_PREFIX}${randomBytes(8).toString('hex')}`);
+    try {
+      fs.renameSync(this.runDir(id), trash);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      fs.rmSync(this.runDir(id), { recursive: true, force: true });
+      return;
+    }
+    const wanted = this.spares.length + this.recycling < SPARES;
+    if (wanted) this.recycling++;
+    void (wanted ? this.recycle(trash) : Promise.reject(new Error('no spare wanted'))).then(
+      (spare) => {
+        this.recycling--;
+        this.spares.push(spare);
+      },
+      () => {
+        if (wanted) this.recycling--;
+        // Left for the next start (init) to remove if this fails too.
+        return fsp.rm(trash, { recursive: true, force: true }).catch(() => {});
+      },
+    );
+  }
+
+  /** A freed run's directory made a spare: its output files made anew, the rest blanked. */
+  private async recycle(dir: string): Promise<string> {
+    const names = await fsp.readdir(dir);
+    if (names.some((name) => !RUN_FILES.has(name))) throw new Error(`${dir} holds more than a run's files`);
+    if (names.includes('status.json')) await fsp.rename(path.join(dir, 'status.json'), path.join(dir, STATUS_NEXT));
+    await fsp.rm(path.join(dir, RECORD_PREV), { force: true });
+    // The output files are unlinked, not reused: a reader (a follow) or a
+    // process the run left behind may still hold them open.
+    for (const name of ['stdout', 'stderr']) {
+      await fsp.rm(path.join(dir, name), { force: true });
+      await fsp.writeFile(path.join(dir, name), '', { mode: 0o644, flag: 'wx' });
+    }
+    // Overwritten with one byte rather than truncated to 0: truncating a file
+    // that has blocks makes ext4 flush it at its next close, which would be
+    // the next run's record write, on its start path.
+    for (const name of ['record.json', RECORD_NEXT, STATUS_NEXT]) {
+      const file = await fsp.open(path.join(dir, name), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600);
+      try {
+        await file.write(' ', 0);
+        await file.truncate(1);
+      } finally {
+        await file.close();
+      }
+    }
+    const spare = path.join(this.runsDir, `${SPARE_PREFIX}${randomBytes(8).toString('hex')}`);
+    await fsp.rename(dir, spare);
+    return spare;
   }
 
   /** Every stored run; unreadable or foreign entries are reported, not loaded. */

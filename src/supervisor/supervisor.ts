@@ -275,10 +275,11 @@ export class Supervisor implements RunService {
       output: { stdoutBytes: 0, stderrBytes: 0, truncated: false },
     };
     const entry: Entry = { record, procStart: null, requestedAt, watch: null, timedOut: false, termAt: null, killAt: null, timers: [], waiters: new Set(), awaitingZygote: null };
+    // Recorded before it is forked: a run the disk does not know of never starts.
+    this.store.create({ record, procStart: null });
     this.runs.set(record.id, entry);
     this.running++;
     this.metrics.running.set(this.running);
-    this.store.create({ record, procStart: null });
     let forked: { pid: number; forkMs: number };
     try {
       forked = await zygote.spawn({
@@ -448,6 +449,7 @@ export class Supervisor implements RunService {
     entry.waiters.clear();
     this.logger.info({ runId: record.id, state, exitCode: record.exitCode, signal: record.signal, durationMs: record.durationMs }, 'run ended');
     this.enforceRetention();
+    this.store.refill();
   }
 
   private persist(entry: Entry): void {

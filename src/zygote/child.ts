@@ -2,12 +2,12 @@
 // captured output, runs the app's afterFork and the handler, and leaves a
 // status.json in the run directory on the way out, so a run's outcome
 // survives the zygote and the supervisor going away.
-import { renameSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, ftruncateSync, openSync, renameSync, readFileSync, writeSync } from 'node:fs';
 import * as path from 'node:path';
 import { fatalError } from '../lib/exit';
 import { serializeError } from '../lib/job-child';
 import type { RunContext } from '../lib/fork-run';
-import type { ChildReport, MemoryUsage, SpawnRequest } from '../protocol/zygote-messages';
+import { STATUS_NEXT, type ChildReport, type MemoryUsage, type SpawnRequest } from '../protocol/zygote-messages';
 import type { LoadedApp, HandlerContext } from './app-loader';
 
 interface OutputCounter {
@@ -50,11 +50,20 @@ function readMemory(): MemoryUsage | null {
 }
 
 function writeStatus(runDir: string, report: ChildReport): void {
-  const file = path.join(runDir, 'status.json');
-  const tmp = `${file}.${process.pid}.tmp`;
+  const tmp = path.join(runDir, STATUS_NEXT);
   try {
-    writeFileSync(tmp, JSON.stringify(report), { mode: 0o600 });
-    renameSync(tmp, file);
+    // Into the empty file the supervisor made ahead with the directory (no
+    // inode to allocate on the way out), and without O_TRUNC (ext4 flushes a
+    // truncated file at close).
+    const data = Buffer.from(JSON.stringify(report));
+    const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+    try {
+      for (let done = 0; done < data.length; ) done += writeSync(fd, data, done, data.length - done, done);
+      ftruncateSync(fd, data.length);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path.join(runDir, 'status.json'));
   } catch {
     // The run directory is gone (freed) or the disk is full: the zygote
     // still reports the outcome over its channel.
