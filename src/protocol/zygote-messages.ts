@@ -34,13 +34,6 @@ export interface ChildReport {
   truncated?: boolean;
 }
 
-/**
- * The file in the run directory the child writes its report to before renaming
- * it to status.json. A fixed name (one child per directory), so the supervisor
- * can create it ahead with the directory (supervisor/run-store.ts).
- */
-export const STATUS_NEXT = 'status.next';
-
 export interface SpawnRequest {
   t: 'spawn';
   runId: string;

@@ -20,7 +20,8 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { ForkdError } from '../errors';
-import { STATUS_NEXT, type ChildReport } from '../protocol/zygote-messages';
+import { STATUS_NEXT, overwriteFile } from '../protocol/run-files';
+import type { ChildReport } from '../protocol/zygote-messages';
 import { RUN_ID_PATTERN, RunRecord, runStates } from './run-record';
 
 export interface StoredRun {
@@ -66,23 +67,6 @@ const SPARES = 8;
 const SPARES_LOW = SPARES / 2;
 /** The files a run's directory may hold; a directory with anything else is not recycled. */
 const RUN_FILES = new Set(['record.json', 'record.next', 'record.prev', 'status.json', 'status.next', 'stdout', 'stderr']);
-
-/**
- * Writes `data` as the whole content of `file`, reusing the file if it
- * exists. Not with O_TRUNC: truncating a file that has blocks makes ext4 free
- * them and flush the file at close (auto_da_alloc), 64 against 25 us here;
- * ftruncate() to the new length cuts what is left of a longer old content.
- */
-export function overwriteFile(file: string, data: string): void {
-  const buffer = Buffer.from(data);
-  const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600);
-  try {
-    for (let done = 0; done < buffer.length; ) done += fs.writeSync(fd, buffer, done, buffer.length - done, done);
-    fs.ftruncateSync(fd, buffer.length);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 
 /**
  * Replaces dir/record.json atomically without allocating an inode: the new

@@ -2,12 +2,13 @@
 // captured output, runs the app's afterFork and the handler, and leaves a
 // status.json in the run directory on the way out, so a run's outcome
 // survives the zygote and the supervisor going away.
-import { closeSync, constants, ftruncateSync, openSync, renameSync, readFileSync, writeSync } from 'node:fs';
+import { renameSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fatalError } from '../lib/exit';
 import { serializeError } from '../lib/job-child';
 import type { RunContext } from '../lib/fork-run';
-import { STATUS_NEXT, type ChildReport, type MemoryUsage, type SpawnRequest } from '../protocol/zygote-messages';
+import { STATUS_NEXT, overwriteFile } from '../protocol/run-files';
+import type { ChildReport, MemoryUsage, SpawnRequest } from '../protocol/zygote-messages';
 import type { LoadedApp, HandlerContext } from './app-loader';
 
 interface OutputCounter {
@@ -55,14 +56,7 @@ function writeStatus(runDir: string, report: ChildReport): void {
     // Into the empty file the supervisor made ahead with the directory (no
     // inode to allocate on the way out), and without O_TRUNC (ext4 flushes a
     // truncated file at close).
-    const data = Buffer.from(JSON.stringify(report));
-    const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
-    try {
-      for (let done = 0; done < data.length; ) done += writeSync(fd, data, done, data.length - done, done);
-      ftruncateSync(fd, data.length);
-    } finally {
-      closeSync(fd);
-    }
+    overwriteFile(tmp, JSON.stringify(report));
     renameSync(tmp, path.join(runDir, 'status.json'));
   } catch {
     // The run directory is gone (freed) or the disk is full: the zygote
