@@ -4,10 +4,9 @@
 // instead of a fork, and the pool forks the replacement off the critical path.
 // Each child went through the same reset at its own fork as any forkRun child
 // (its own pid, random streams, no inherited timers or sockets).
-import * as net from 'node:net';
 import { invalidArg } from '../errors';
 import { native } from '../native';
-import { ForkedChild, ForkRunOptions, RunContext, forkRun, validateForkRunOptions } from './fork-run';
+import { ForkedChild, ForkRunOptions, RunContext, ValidatedOptions, forkRun, validateForkRunOptions } from './fork-run';
 import { applyChildOptions } from './job-child';
 import { forkdTimers } from './tracking';
 
@@ -30,21 +29,14 @@ interface Idle {
   gone: boolean;
 }
 
-function readJob(fd: number): Promise<{ args: unknown; options: PoolRunOptions; deathSignal: number } | null> {
-  return new Promise((resolve) => {
-    const socket = new net.Socket({ fd, readable: true, writable: false });
-    let text = '';
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => {
-      text += chunk;
-      const newline = text.indexOf('\n');
-      if (newline < 0) return;
-      socket.destroy();
-      resolve(JSON.parse(text.slice(0, newline)));
-    });
-    socket.on('error', () => resolve(null));
-    socket.on('end', () => resolve(null));
-  });
+/** One job, one line of JSON: the args, and the options validated by the parent when there are any. */
+interface JobLine {
+  a?: unknown;
+  o?: ValidatedOptions;
+}
+
+function hasChildOptions(o: ValidatedOptions): boolean {
+  return o.stdout !== undefined || o.stderr !== undefined || o.newSession || o.processGroup || o.title !== undefined || o.env !== undefined || o.cwd !== undefined;
 }
 
 export class PreforkPool<A, T> {
@@ -53,8 +45,11 @@ export class PreforkPool<A, T> {
   private readonly jobFds = new Set<number>();
   private starting = 0;
   private closed = false;
+  private refillScheduled = false;
   private readonly size: number;
   private readonly deathSignal: NodeJS.Signals | number | null;
+  /** The same as a signal number (0: none), as a child sets it when it takes a job. */
+  private readonly deathSignalNo: number;
 
   constructor(
     private readonly fn: (args: A, ctx: RunContext) => T | Promise<T>,
@@ -66,7 +61,7 @@ export class PreforkPool<A, T> {
     }
     this.size = options.size;
     this.deathSignal = options.deathSignal === undefined ? 'SIGTERM' : options.deathSignal;
-    validateForkRunOptions({ deathSignal: this.deathSignal });
+    this.deathSignalNo = validateForkRunOptions({ deathSignal: this.deathSignal }).deathSignal;
     this.refill();
   }
 
@@ -83,6 +78,7 @@ export class PreforkPool<A, T> {
         (slot) => {
           this.starting--;
           if (this.closed) {
+            this.closeJobFd(slot);
             slot.child.kill('SIGKILL');
             return;
           }
@@ -98,24 +94,38 @@ export class PreforkPool<A, T> {
   }
 
   private async spawnIdle(): Promise<Idle> {
-    const [readFd, writeFd] = native.pipe();
+    const [readFd, writeFd] = native.jobPipe();
     this.jobFds.add(readFd);
     this.jobFds.add(writeFd);
     const siblings = this.jobFds;
     const fn = this.fn;
+    const deathSignal = this.deathSignalNo;
+    // Runs in the idle child, from the parent's write of the job to fn: the
+    // critical path of a run. It reads the job in a blocking call (nothing
+    // else has to run in an idle child); every turn of the event loop is kept
+    // off this path.
+    const takeJob = (ctx: RunContext): unknown => {
+      const line = native.readJobLine(readFd);
+      // A signal with a JS listener came first: one turn of the loop
+      // dispatches it (SIGTERM ends an idle child), then the wait goes on.
+      if (line === undefined) return new Promise<void>((resolve) => forkdTimers.setImmediate(resolve)).then(() => takeJob(ctx));
+      // EOF first (the pool closed, or its process died mid-write): there is
+      // no job, and never half of one.
+      if (line === null) process.exit(0);
+      const job = JSON.parse(line) as JobLine;
+      native.setDeathSignal(deathSignal);
+      if (job.o !== undefined) applyChildOptions(job.o);
+      return fn(job.a as A, ctx);
+    };
     let child: ForkedChild<unknown>;
     try {
       // An idle child dies with its parent: it has nothing to finish.
       child = await forkRun(
-        async (ctx) => {
+        (ctx) => {
           // The heap is a snapshot of the parent at fork: `siblings` lists
           // exactly the job-pipe fds this child inherited.
           for (const fd of siblings) if (fd !== readFd) native.closeFd(fd);
-          const job = await readJob(readFd);
-          if (job === null) process.exit(0); // the pool closed before giving it a job
-          native.setDeathSignal(job.deathSignal);
-          applyChildOptions(validateForkRunOptions(job.options));
-          return fn(job.args as A, ctx);
+          return takeJob(ctx);
         },
         { deathSignal: 'SIGKILL' },
       );
@@ -141,20 +151,37 @@ export class PreforkPool<A, T> {
   }
 
   /** Runs fn(args) in a waiting child, or in a child forked now if none waits. */
-  async run(args: A, options: PoolRunOptions = {}): Promise<ForkedChild<Awaited<T>>> {
-    validateForkRunOptions(options);
-    const line = Buffer.from(`${JSON.stringify({ args, options, deathSignal: validateForkRunOptions({ deathSignal: this.deathSignal }).deathSignal })}\n`);
+  run(args: A, options?: PoolRunOptions): Promise<ForkedChild<Awaited<T>>> {
+    // Everything from the call to the write is the critical path of a run.
+    // Run options are validated here, so the child applies them as they are;
+    // none at all (the common case) cost neither side anything.
+    let line: string;
+    try {
+      const validated = options === undefined ? undefined : validateForkRunOptions(options);
+      line = JSON.stringify(validated === undefined || !hasChildOptions(validated) ? { a: args } : { a: args, o: validated });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    this.scheduleRefill();
     while (this.idle.length > 0) {
       const slot = this.idle.shift()!;
       if (slot.gone) continue;
-      const written = native.writeSync(slot.jobFd, line, 5000);
+      const whole = native.writeJobLine(slot.jobFd, line, 5000);
       this.closeJobFd(slot);
-      forkdTimers.setImmediate(() => this.refill());
-      if (written === line.length) return slot.child as ForkedChild<Awaited<T>>;
+      if (whole) return Promise.resolve(slot.child as ForkedChild<Awaited<T>>);
       slot.child.kill('SIGKILL'); // it died or stopped reading: never half a job
     }
-    forkdTimers.setImmediate(() => this.refill());
     return forkRun((ctx) => this.fn(args, ctx), { ...options, deathSignal: this.deathSignal }) as Promise<ForkedChild<Awaited<T>>>;
+  }
+
+  /** Refills from an immediate: after the caller's run() and the work it queued, never within it. */
+  private scheduleRefill(): void {
+    if (this.refillScheduled) return;
+    this.refillScheduled = true;
+    forkdTimers.setImmediate(() => {
+      this.refillScheduled = false;
+      this.refill();
+    });
   }
 
   /** Stops refilling and ends the idle children; running jobs are not touched. */
