@@ -20,7 +20,6 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include <map>
 #include <string>
 #include <vector>
 
@@ -33,13 +32,16 @@ constexpr size_t kLineStart = 4096;
 
 // The line being read, kept across a return to JS for a signal. A partial
 // line is never handed out: the parent writes a job whole or kills the child.
-// Its first page is written before the wait (it is a copy-on-write page of
-// the parent's heap until then), so the read after the wake does not fault.
+// A process waits on one job pipe at a time. Allocated and written before the
+// wait (until then it is a copy-on-write page of the parent's heap), and never
+// freed on the way out, so that the wake-up path neither faults nor calls
+// malloc.
 struct Pending {
+  int fd = -1;
   std::vector<char> buf;
   size_t len = 0;
 };
-std::map<int, Pending> g_pending;
+Pending g_pending;
 
 int SignalPipe(Napi::Env env) {
   uv_loop_t* loop = nullptr;
@@ -76,16 +78,19 @@ Napi::Value ReadJobLine(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd;
   if (!ArgInt(info, 0, &fd)) return env.Undefined();
-  Pending& p = g_pending[fd];
+  Pending& p = g_pending;
+  if (p.fd != fd) {
+    p.fd = fd;
+    p.len = 0;
+  }
   if (p.buf.size() < kLineStart) p.buf.resize(kLineStart);
   int signal_pipe = SignalPipe(env);
   for (;;) {
     pollfd fds[2] = {{fd, POLLIN, 0}, {signal_pipe, POLLIN, 0}};
     if (poll(fds, 2, -1) < 0) {
       if (errno == EINTR) continue;
-      int saved = errno;
-      g_pending.erase(fd);
-      return ThrowErrno(env, saved, "poll");
+      p.fd = -1;
+      return ThrowErrno(env, errno, "poll");
     }
     // The job first: a job and a signal together are a signal to the job.
     if (fds[0].revents != 0) {
@@ -93,21 +98,19 @@ Napi::Value ReadJobLine(const Napi::CallbackInfo& info) {
       ssize_t got = read(fd, p.buf.data() + p.len, p.buf.size() - p.len);
       if (got < 0) {
         if (errno == EINTR || errno == EAGAIN) continue;
-        int saved = errno;
-        g_pending.erase(fd);
-        return ThrowErrno(env, saved, "read");
+        p.fd = -1;
+        return ThrowErrno(env, errno, "read");
       }
       if (got == 0) {
-        g_pending.erase(fd);
+        p.fd = -1;
         return env.Null();
       }
       const char* start = p.buf.data() + p.len;
       p.len += static_cast<size_t>(got);
       const char* newline = static_cast<const char*>(memchr(start, '\n', static_cast<size_t>(got)));
       if (newline == nullptr) continue;
-      Napi::String line = Napi::String::New(env, p.buf.data(), static_cast<size_t>(newline - p.buf.data()));
-      g_pending.erase(fd);
-      return line;
+      p.fd = -1;
+      return Napi::String::New(env, p.buf.data(), static_cast<size_t>(newline - p.buf.data()));
     }
     if (fds[1].revents != 0) return env.Undefined();
   }

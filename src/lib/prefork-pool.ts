@@ -127,6 +127,10 @@ export class PreforkPool<A, T> {
           // The heap is a snapshot of the parent at fork: `siblings` lists
           // exactly the job-pipe fds this child inherited.
           for (const fd of siblings) if (fd !== readFd) native.closeFd(fd);
+          // JSON.parse registers a GC callback in a vector shared with the
+          // parent until written: its first call in a child copies that page.
+          // Made here, before the wait, it is off the job's path.
+          JSON.parse('{"a":null}');
           return takeJob(ctx);
         },
         { deathSignal: 'SIGKILL' },
