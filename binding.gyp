@@ -5,7 +5,9 @@
       "sources": [
         "native/addon.cc",
         "native/errors.cc",
+        "native/got_patch.cc",
         "native/dontfork.cc",
+        "native/mmap_layout.cc",
         "native/platform_park.cc",
         "native/fork.cc",
         "native/exit.cc",
@@ -18,6 +20,7 @@
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_DISABLE_CPP_EXCEPTIONS", "_GNU_SOURCE"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "ldflags": ["-Wl,-z,now"],
       "conditions": [
         ["OS!='linux'", { "type": "none", "sources": [] }]
       ]

@@ -1,7 +1,7 @@
 // `node bench/fork-latency.js`: the fork-latency benchmark of issue 2 on its
 // own (`npm run bench` measures the same and more). For a parent holding
 // about 50 MB, 200 MB and 1 GB of live JS heap, each in its own
-// `node --single-threaded --expose-gc` process, side by side: the time fork()
+// `node --single-threaded --v8-pool-size=1 --expose-gc` process, side by side: the time fork()
 // takes in the parent, the start latency of forkRun (call to the first line
 // of fn in the child) and its round trip; the C fork + _exit + waitpid cycle
 // at the same RSS (bench/c/fork-cycle.c); child_process.fork of a script that

@@ -9,6 +9,7 @@
 #include "exit.h"
 #include "fork.h"
 #include "job_pipe.h"
+#include "mmap_layout.h"
 #include "process.h"
 #include "signals.h"
 #include "wait.h"
@@ -29,6 +30,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("isForkedChild", Napi::Function::New(env, IsForkedChild));
   exports.Set("dontforkMappings", Napi::Function::New(env, DontforkMappings));
   exports.Set("madviseFilterInstalled", Napi::Function::New(env, MadviseFilterInstalled));
+  exports.Set("compactMmapLayout", Napi::Function::New(env, CompactMmapLayout));
+  exports.Set("mmapLayoutCompact", Napi::Function::New(env, MmapLayoutCompact));
   exports.Set("exitNow", Napi::Function::New(env, ExitNow));
   exports.Set("dieBySignal", Napi::Function::New(env, DieBySignal));
   exports.Set("writeSync", Napi::Function::New(env, WriteSync));

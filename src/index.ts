@@ -1,6 +1,8 @@
 // The package root: the library API. Loading it installs, once, what forking
 // needs from the start: the madvise filter (native), timer and Worker
-// tracking, and the random-stream wrappers.
+// tracking, and the random-stream wrappers; and forkd's own code is compiled
+// eagerly, so that children inherit it compiled (lib/warm-child-path.ts).
+import { endEagerCompile } from './lib/warm-child-path';
 import { installRandomWrappers } from './lib/random';
 import { installTracking } from './lib/tracking';
 
@@ -19,4 +21,6 @@ export { ExitWatch } from './lib/exit-watch';
 export { kill, killpg, setsid, setpgid, getpgid, setProcessTitle, setDeathSignal, setChildSubreaper, redirectStdio, closeFdsExcept, openFds } from './lib/process-control';
 export { ForkdError, codes } from './errors';
 export type { ErrorCode } from './errors';
+// The client is never used on a child's way to its job.
+endEagerCompile();
 export * from './client/client';

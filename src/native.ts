@@ -19,6 +19,8 @@ export interface Native {
   isForkedChild(): boolean;
   dontforkMappings(): number;
   madviseFilterInstalled(): boolean;
+  compactMmapLayout(): boolean;
+  mmapLayoutCompact(): boolean;
   exitNow(code: number): never;
   dieBySignal(signo: number): never;
   writeSync(fd: number, data: Buffer, timeoutMs: number): number;
@@ -76,3 +78,10 @@ function load(): Native {
 }
 
 export const native: Native = load();
+
+// Heap pages mapped from here on are packed together instead of scattered at
+// V8's random hints: fork() then copies a tenth of the page tables
+// (native/mmap_layout.cc, docs/PERFORMANCE.md). Installed at load so the app's
+// heap, built after forkd is required, gets the compact layout.
+// FORKD_MMAP_HINTS=keep leaves V8's per-page address randomisation in place.
+if (process.env.FORKD_MMAP_HINTS !== 'keep') native.compactMmapLayout();

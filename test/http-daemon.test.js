@@ -156,7 +156,8 @@ api('output: stdout and stderr captured; ?follow=true streams while the run prin
 
 api('signal: SIGTERM ends a run as killed; SIGTERM ignored, then SIGKILL; unknown signal 400; ended run 409', async () => {
   assert.is((await post({ handler: 'stubborn', id: 'st' })).status, 201);
-  await until(async () => (await d.request({ path: '/v1/runs/st' })).json.pid, 2000, 'a pid');
+  // Signalled before its handler ran, the run would die of SIGTERM: wait for its handler.
+  await until(async () => (await d.request({ path: '/v1/runs/st/output' })).text.includes('ignoring SIGTERM'), 5000, 'the handler to ignore SIGTERM');
   expectError(await d.request({ method: 'POST', path: '/v1/runs/st/signal', body: { signal: 'SIGNOPE' } }), 400, 'FORKD_ERR_INVALID_ARG', 'SIGNOPE');
   const term = await d.request({ method: 'POST', path: '/v1/runs/st/signal', body: { signal: 'SIGTERM' } });
   assert.equal(term.json, { id: 'st', signal: 'SIGTERM', sent: true });

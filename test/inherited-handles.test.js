@@ -254,9 +254,15 @@ test('handles: a parent\'s fs.watchFile listener does not run in the child', asy
   const channel = await readyChannel();
   try {
     // One change seen first: the poller is then between polls, not waiting
-    // for a stat the child would never see complete.
-    const firstChange = new Promise((resolve) => fs.watchFile(file, { interval: 10 }, resolve));
-    fs.writeFileSync(file, 'ab');
+    // for a stat the child would never see complete. It compares with its
+    // first stat, taken on the thread pool, and a write that lands before
+    // that is no change: write until one is seen.
+    let changed = false;
+    const firstChange = new Promise((resolve) => fs.watchFile(file, { interval: 10 }, resolve)).then(() => (changed = true));
+    for (let size = 2; !changed && size < 100; size++) {
+      fs.writeFileSync(file, 'a'.repeat(size));
+      await Promise.race([firstChange, new Promise((resolve) => setTimeout(resolve, 100))]);
+    }
     await within(firstChange, 5000, 'the first change');
     const child = await forkd.forkRun(async () => {
       await tell(channel.path, 'ready');
@@ -265,8 +271,8 @@ test('handles: a parent\'s fs.watchFile listener does not run in the child', asy
       return seenInChild;
     });
     assert.is(await channel.next(), 'ready');
-    const seenInParent = new Promise((resolve) => fs.watchFile(file, { interval: 10 }, (cur) => cur.size > 2 && resolve()));
-    fs.writeFileSync(file, 'changed, and longer');
+    const seenInParent = new Promise((resolve) => fs.watchFile(file, { interval: 10 }, (cur) => cur.size > 100 && resolve()));
+    fs.writeFileSync(file, 'changed, and longer: '.repeat(10));
     await within(seenInParent, 5000, 'the parent\'s watchFile listener');
     const info = await exitOf(child);
     assert.is(info.code, 0);

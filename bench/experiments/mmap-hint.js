@@ -1,13 +1,11 @@
-// `node bench/experiments/mmap-hint.js`: does V8's scattered heap layout make
-// fork() slower? Runs the forkd host (raw fork, forkRun start, phases) for
-// each heap size twice: as is, and with bench/c/no-mmap-hint.c preloaded,
-// which drops the random address hints V8 gives mmap() for its heap pages.
+// `node bench/experiments/mmap-hint.js`: what does forkd's compact heap layout
+// (native/mmap_layout.cc) buy? Runs the forkd host (raw fork, forkRun start,
+// phases) for each heap size twice: with V8's random mmap hints kept
+// (FORKD_MMAP_HINTS=keep) and with forkd's default filter, which drops them.
 // Prints mappings, page-table size and fork figures side by side, next to C
 // at the same RSS. An experiment for docs/PERFORMANCE.md, not a scenario of
 // the suite. Knobs: FORKD_BENCH_SIZES (default 50,1024), FORKD_BENCH_N.
 'use strict';
-const { execFileSync } = require('node:child_process');
-const fs = require('node:fs');
 const path = require('node:path');
 const cfg = require('../lib/config');
 const { runHost, runC } = require('../lib/procs');
@@ -15,8 +13,6 @@ const { withPackageCopy } = require('../lib/package-copy');
 const { summarize, ms, ratio, table } = require('../lib/stats');
 
 const sizes = process.env.FORKD_BENCH_SIZES ? cfg.sizes : [50, 1024];
-const source = path.join(__dirname, '..', 'c', 'no-mmap-hint.c');
-const lib = path.join(cfg.resultsDir, 'bin', 'no-mmap-hint.so');
 const med = (a) => summarize(a).median;
 
 async function main() {
@@ -24,19 +20,17 @@ async function main() {
 }
 
 async function measure() {
-  fs.mkdirSync(path.dirname(lib), { recursive: true });
-  execFileSync(process.env.CC || 'cc', ['-O2', '-shared', '-fPIC', '-o', lib, source], { stdio: 'inherit' });
   const host = path.join(__dirname, '..', 'lib', 'host-forkd.js');
   const rows = [];
   for (const mb of sizes) {
     const task = { app: { mb }, scenarios: { rawFork: { n: cfg.n, warmup: 5 }, start: { n: cfg.n, warmup: 5 }, phases: { n: Math.ceil(cfg.n / 3), warmup: 2 } } };
-    const asIs = await runHost(host, ['--single-threaded', '--expose-gc'], task, { label: `${mb} MB as is` });
-    const packed = await runHost(host, ['--single-threaded', '--expose-gc'], task, { label: `${mb} MB no hint`, env: { ...process.env, LD_PRELOAD: lib } });
+    const asIs = await runHost(host, ['--single-threaded', '--v8-pool-size=1', '--expose-gc'], task, { label: `${mb} MB V8 hints`, env: { ...process.env, FORKD_MMAP_HINTS: 'keep' } });
+    const packed = await runHost(host, ['--single-threaded', '--v8-pool-size=1', '--expose-gc'], task, { label: `${mb} MB compact`, env: { ...process.env, FORKD_MMAP_HINTS: '' } });
     const c = await runC({ mb: Math.round(asIs.app.rssKb / 1024) - 1, cycles: cfg.n });
     // (C runs after both hosts here: an experiment, not a suite ratio.)
     const cFork = med(c.forkUs) / 1000;
     const cCycle = med(c.cycleUs) / 1000;
-    for (const [label, r] of [['as is', asIs], ['no mmap hint', packed]]) {
+    for (const [label, r] of [['V8 hints', asIs], ['compact (default)', packed]]) {
       rows.push([
         `${mb} MB, ${label}`,
         String(r.app.maps),

@@ -23,7 +23,7 @@ async function main() {
     const host = path.join(__dirname, '..', 'lib', 'host-forkd.js');
     const rows = [];
     for (const [label, experiment] of [['as is', ''], ['sweeping completed before each fork', 'complete-sweeping']]) {
-      const r = await runHost(host, ['--single-threaded', '--expose-gc'], task, { label, env: { ...process.env, FORKD_BENCH_EXPERIMENT: experiment } });
+      const r = await runHost(host, ['--single-threaded', '--v8-pool-size=1', '--expose-gc'], task, { label, env: { ...process.env, FORKD_BENCH_EXPERIMENT: experiment } });
       for (const c of cfg.concurrency) {
         const t = r.throughput[c];
         rows.push([label, String(c), t.perSecond.toFixed(0), t.parentCpuMsPerRun.toFixed(1), t.childCpuMsPerRun.toFixed(1), r.throughput.c[c].perSecond.toFixed(0)]);

@@ -1,4 +1,4 @@
-// Runs in a forkd host: a `node --single-threaded --expose-gc` process that
+// Runs in a forkd host: a `node --single-threaded --v8-pool-size=1 --expose-gc` process that
 // plays the zygote. It builds the bench app of the requested size, runs a
 // full GC, then measures forkd through the library (raw fork, forkRun start
 // latency and round trip, bursts, throughput, children's memory, and the

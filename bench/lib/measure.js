@@ -1,6 +1,6 @@
 // Runs in the bench driver. One heap size, measured every way the plan asks,
 // one process at a time so that no two measurements share the two cores:
-//   1. the forkd host (node --single-threaded --expose-gc): the zygote; it
+//   1. the forkd host (node --single-threaded --v8-pool-size=1 --expose-gc): the zygote; it
 //      also runs the C baseline at its own RSS, in blocks between its own
 //      samples, so that both see the same state of a noisy machine,
 //   2. the V8 startup snapshot of the same app (built once),
@@ -29,7 +29,7 @@ async function measureSize(mb, plan) {
   const out = { mb };
   log(`\n== ${mb} MB app ==`);
   const { blocks = 1, ...forkdScenarios } = plan.forkd ?? {};
-  out.forkd = await runHost(forkdHost, ['--single-threaded', '--expose-gc'], { app: { mb }, blocks, scenarios: forkdScenarios }, { label: `forkd ${mb} MB` });
+  out.forkd = await runHost(forkdHost, ['--single-threaded', '--v8-pool-size=1', '--expose-gc'], { app: { mb }, blocks, scenarios: forkdScenarios }, { label: `forkd ${mb} MB` });
   const app = out.forkd.app;
   if (out.forkd.c) {
     out.c = out.forkd.c;

@@ -52,9 +52,11 @@ interface ZygoteProcess {
 
 // --single-threaded: no V8 background threads, so none is mid-GC or
 // mid-compile at fork, and children install optimized code themselves.
+// --v8-pool-size=1: every fork parks the platform's workers; with Node's
+// default of 4 that cost the zygote 20 % of its CPU per run (docs/PERFORMANCE.md).
 // --expose-gc: the zygote compacts its heap before it starts forking.
 function spawnZygote(app: string, prefork: number): ZygoteProcess {
-  const child = spawn(process.execPath, ['--single-threaded', '--expose-gc', ZYGOTE_MAIN, '--app', app, '--prefork', String(prefork)], {
+  const child = spawn(process.execPath, ['--single-threaded', '--v8-pool-size=1', '--expose-gc', ZYGOTE_MAIN, '--app', app, '--prefork', String(prefork)], {
     stdio: ['ignore', 'inherit', 'inherit', 'pipe'],
   });
   return {

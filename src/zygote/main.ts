@@ -2,8 +2,10 @@
 // forks a child for every run. It does nothing else, so a child starts clean:
 // no server, no client sockets, no half-done async work to inherit.
 // Started by the supervisor (supervisor/zygote-handle.ts) as
-//   node --single-threaded --expose-gc zygote/main.js --app FILE
+//   node --single-threaded --v8-pool-size=1 --expose-gc zygote/main.js --app FILE
 // with its private channel to the supervisor on fd 3.
+// First: forkd's modules below compile eagerly, so children inherit them compiled.
+import { endEagerCompile } from '../lib/warm-child-path';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
@@ -21,6 +23,7 @@ import { runRequest } from './child';
 
 // Before the application loads: its timers and its captured references to
 // Math.random / randomUUID must go through forkd's wrappers.
+endEagerCompile();
 installTracking();
 installRandomWrappers();
 
