@@ -44,8 +44,8 @@ interface JobLine {
  * until written. fn is compiled at its first call, in the child: forkd's own
  * child path is compiled in the parent, so fn's would be the child's first
  * compilation, and it faulted in the parser's and compiler's code, the
- * Unicode tables and fresh malloc memory (33 faults from the write to fn's
- * first line, 5 with this; start p50 0.20-0.23 against 0.13-0.17 ms).
+ * Unicode tables and fresh malloc memory (33 page faults from run() to fn's
+ * first line, 7.5 with this; start p50 0.23-0.24 ms against 0.16-0.17).
  */
 function warmJobPath(): void {
   JSON.parse('{"a":null}');
@@ -77,6 +77,13 @@ export class PreforkPool<A, T> {
   private readonly deathSignal: NodeJS.Signals | number | null;
   /** The same as a signal number (0: none), as a child sets it when it takes a job. */
   private readonly deathSignalNo: number;
+  /**
+   * The process whose children the idle ones are. A child forked for a job
+   * has a copy of the pool, with the parent's idle children and their
+   * inherited job pipes: a run there must not write into them (a job the
+   * parent knows nothing of, and the parent's next job never read).
+   */
+  private readonly owner = process.pid;
 
   constructor(
     private readonly fn: (args: A, ctx: RunContext) => T | Promise<T>,
@@ -92,14 +99,18 @@ export class PreforkPool<A, T> {
     this.refill();
   }
 
-  /** Children forked and waiting for a job. */
+  /** Children forked and waiting for a job (none in a copy of the pool a child inherited). */
   get idleCount(): number {
-    return this.idle.length;
+    return this.inherited() ? 0 : this.idle.length;
+  }
+
+  private inherited(): boolean {
+    return process.pid !== this.owner;
   }
 
   /** Forks until `size` children wait (each fork from its own clean point). */
   private refill(): void {
-    while (!this.closed && this.idle.length + this.starting < this.size) {
+    while (!this.closed && !this.inherited() && this.idle.length + this.starting < this.size) {
       this.starting++;
       this.spawnIdle().then(
         (slot) => {
@@ -190,7 +201,7 @@ export class PreforkPool<A, T> {
     } catch (error) {
       return Promise.reject(error);
     }
-    while (this.idle.length > 0) {
+    while (this.idle.length > 0 && !this.inherited()) {
       const slot = this.idle.shift()!;
       if (slot.gone) continue;
       const whole = native.writeJobLine(slot.jobFd, line, 5000);
@@ -223,6 +234,7 @@ export class PreforkPool<A, T> {
   /** Stops refilling and ends the idle children; running jobs are not touched. */
   close(): void {
     this.closed = true;
+    if (this.inherited()) return;
     for (const slot of this.idle.splice(0)) {
       this.closeJobFd(slot);
       slot.child.kill('SIGKILL');
