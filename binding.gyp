@@ -14,7 +14,8 @@
         "native/wait.cc",
         "native/signals.cc",
         "native/process.cc",
-        "native/exec.cc"
+        "native/exec.cc",
+        "native/job_pipe.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_DISABLE_CPP_EXCEPTIONS", "_GNU_SOURCE"],

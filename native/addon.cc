@@ -8,6 +8,7 @@
 #include "exec.h"
 #include "exit.h"
 #include "fork.h"
+#include "job_pipe.h"
 #include "mmap_layout.h"
 #include "process.h"
 #include "signals.h"
@@ -58,6 +59,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("keepPipePath", Napi::Function::New(env, KeepPipePath));
   exports.Set("flushStdio", Napi::Function::New(env, FlushStdioJs));
   exports.Set("execve", Napi::Function::New(env, Execve));
+  exports.Set("jobPipe", Napi::Function::New(env, JobPipe));
+  exports.Set("readJobLine", Napi::Function::New(env, ReadJobLine));
+  exports.Set("writeJobLine", Napi::Function::New(env, WriteJobLine));
   return exports;
 }
 

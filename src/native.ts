@@ -48,6 +48,12 @@ export interface Native {
   dupFd(fd: number): number;
   keepPipePath(fd: number): void;
   execve(file: string, argv: string[], env: string[], keepFds: number[]): never;
+  /** A prefork child's job pipe: [readFd, writeFd], close-on-exec, the write end non-blocking. */
+  jobPipe(): [number, number];
+  /** Blocks for one whole line on fd: the line, null at EOF first, undefined when a signal waits for the loop. */
+  readJobLine(fd: number): string | null | undefined;
+  /** Writes line and a newline, waiting out a full pipe up to timeoutMs: true once all of it is written. */
+  writeJobLine(fd: number, line: string, timeoutMs: number): boolean;
 }
 
 function load(): Native {
