@@ -167,18 +167,20 @@ function waitingRun(...args) {
   const env = { ...process.env };
   for (const name of ['FORKD_URL', 'FORKD_SOCKET', 'FORKD_TOKEN']) delete env[name];
   const child = spawn(process.execPath, [CLI, '--url', d.url, 'run', ...args, '--wait'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
   let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (c) => (stdout += c));
   child.stderr.setEncoding('utf8').on('data', (c) => (stderr += c));
-  child.stdout.resume();
   const ended = new Promise((resolve) => child.on('close', (code) => resolve({ code, stderr })));
-  return { child, ended: within(ended, 20000, 'forkd run --wait to end'), stderr: () => stderr };
+  // The run's first line, printed by the CLI: the handler ignores SIGTERM, and
+  // the CLI follows the run (its signal handlers are in place).
+  const following = until(() => stdout.includes('ignoring SIGTERM'), 10000, 'the CLI to follow the run');
+  return { child, ended: within(ended, 20000, 'forkd run --wait to end'), stderr: () => stderr, following };
 }
 
-const handlerReady = (id) => until(async () => (await d.request({ path: `/v1/runs/${id}/output` })).text.includes('ignoring SIGTERM'), 5000, 'the handler to run');
-
 withDaemon('run --wait: Ctrl-C goes to the run, and the CLI exits with the run\'s status', async () => {
-  const { child, ended } = waitingRun('stubborn', '--id', 'cli-int');
-  await handlerReady('cli-int');
+  const { child, ended, following } = waitingRun('stubborn', '--id', 'cli-int');
+  await following;
   child.kill('SIGINT');
   const { code, stderr } = await ended;
   assert.is(code, 128 + 2, stderr);
@@ -188,8 +190,8 @@ withDaemon('run --wait: Ctrl-C goes to the run, and the CLI exits with the run\'
 });
 
 withDaemon('run --wait: a second signal stops waiting and leaves the run going', async () => {
-  const { child, ended, stderr } = waitingRun('stubborn', '--id', 'cli-detach');
-  await handlerReady('cli-detach');
+  const { child, ended, stderr, following } = waitingRun('stubborn', '--id', 'cli-detach');
+  await following;
   child.kill('SIGTERM'); // forwarded; the handler ignores it
   await until(() => stderr().includes('sending SIGTERM'), 5000, 'the first signal to be forwarded');
   child.kill('SIGTERM');
