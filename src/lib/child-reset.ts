@@ -5,6 +5,7 @@
 import { constants } from 'node:os';
 import { native } from '../native';
 import { installExitPath } from './exit';
+import { stopSweepingAfterGcs } from './heap-sweep';
 import { reseedChild } from './random';
 import { clearInheritedTimers, trackChildWorkers } from './tracking';
 
@@ -22,6 +23,7 @@ export function resetChildState(): void {
   for (const event of processEvents) process.removeAllListeners(event);
   for (const event of signalEvents) if (process.listenerCount(event) > 0) process.removeAllListeners(event);
   clearInheritedTimers();
+  stopSweepingAfterGcs();
   trackChildWorkers();
   reseedChild();
   destroyPooledHttpSockets();

@@ -8,14 +8,13 @@
 import { endEagerCompile } from '../lib/warm-child-path';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
-import { getHeapCodeStatistics, setFlagsFromString } from 'node:v8';
+import { setFlagsFromString } from 'node:v8';
 import { parseArgs } from 'node:util';
 import { serializeError } from '../lib/job-child';
-import { atFork } from '../lib/at-fork';
+import { sweepAfterMajorGcs } from '../lib/heap-sweep';
 import { PreforkPool } from '../lib/prefork-pool';
 import { installRandomWrappers } from '../lib/random';
-import { forkdTimers, installTracking } from '../lib/tracking';
+import { installTracking } from '../lib/tracking';
 import { JsonLineChannel } from '../protocol/json-lines';
 import { FromZygote, SpawnRequest, ToZygote, isToZygote, ChildReport } from '../protocol/zygote-messages';
 import { LoadedApp, loadApp } from './app-loader';
@@ -78,25 +77,14 @@ function spawn(pool: PreforkPool<SpawnRequest, ChildReport>, channel: JsonLineCh
 
 // The heap the children share. Compacted once after load: a child that runs
 // a full GC then copies what is live, not the fragmented pages around it
-// (measured: 28.5 instead of 225 MB with a 500 MB app). And swept: with
-// --single-threaded V8 finishes sweeping only when allocation needs it, so a
-// sweep left pending in the zygote is paid again by every child (49 ms of
-// CPU per child instead of 6.6 after a GC in a busy zygote). Reading the heap
-// code statistics finishes it; after later major GCs that is done off the
-// critical path.
+// (measured: 28.5 instead of 225 MB with a 500 MB app). And swept, as after
+// every later major GC (lib/heap-sweep.ts): a sweep left pending in the
+// zygote is paid again by every child.
 function prepareHeap(): void {
   setFlagsFromString('--compact-on-every-full-gc');
   (globalThis as { gc?: () => void }).gc?.();
   setFlagsFromString('--no-compact-on-every-full-gc');
-  getHeapCodeStatistics();
-  const observer = new PerformanceObserver((list) => {
-    if (list.getEntries().some((e) => (e as unknown as { detail?: { kind?: number } }).detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR)) {
-      forkdTimers.setTimeout(() => getHeapCodeStatistics(), 0);
-    }
-  });
-  observer.observe({ entryTypes: ['gc'] });
-  // The observer is the zygote's: a run child does not sweep on its behalf.
-  atFork({ child: () => observer.disconnect() });
+  sweepAfterMajorGcs();
 }
 
 async function main(): Promise<void> {
