@@ -8,6 +8,7 @@
         "native/got_patch.cc",
         "native/dontfork.cc",
         "native/mmap_layout.cc",
+        "native/heap_sweep.cc",
         "native/platform_park.cc",
         "native/fork.cc",
         "native/exit.cc",

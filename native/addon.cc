@@ -8,6 +8,7 @@
 #include "exec.h"
 #include "exit.h"
 #include "fork.h"
+#include "heap_sweep.h"
 #include "job_pipe.h"
 #include "mmap_layout.h"
 #include "process.h"
@@ -30,6 +31,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("isForkedChild", Napi::Function::New(env, IsForkedChild));
   exports.Set("dontforkMappings", Napi::Function::New(env, DontforkMappings));
   exports.Set("madviseFilterInstalled", Napi::Function::New(env, MadviseFilterInstalled));
+  exports.Set("majorGcCount", Napi::Function::New(env, MajorGcCount));
   exports.Set("compactMmapLayout", Napi::Function::New(env, CompactMmapLayout));
   exports.Set("mmapLayoutCompact", Napi::Function::New(env, MmapLayoutCompact));
   exports.Set("exitNow", Napi::Function::New(env, ExitNow));

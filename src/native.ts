@@ -20,6 +20,7 @@ export interface Native {
   dontforkMappings(): number;
   madviseFilterInstalled(): boolean;
   compactMmapLayout(): boolean;
+  majorGcCount(): number;
   mmapLayoutCompact(): boolean;
   exitNow(code: number): never;
   dieBySignal(signo: number): never;

@@ -5,7 +5,7 @@ import { native } from '../native';
 import { runChild, runParent, runPrepare } from './at-fork';
 import { resetChildState } from './child-reset';
 import { checkForkSafety, warnIfNotSingleThreaded } from './gate';
-import { sweepAfterMajorGcs } from './heap-sweep';
+import { finishPendingSweep } from './heap-sweep';
 
 export interface RawForkOptions {
   /** Signal the child gets when this process dies (PR_SET_PDEATHSIG); 0 for none. */
@@ -25,7 +25,7 @@ export function takeChildHookError(): { error: unknown } | null {
 
 export function forkProcess(options: RawForkOptions = {}): number {
   checkForkSafety();
-  sweepAfterMajorGcs();
+  finishPendingSweep();
   runPrepare();
   const pid = native.fork({ deathSignal: options.deathSignal ?? 0, keepFds: options.keepFds ?? [] });
   if (pid === 0) {

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { parseArgs } from 'node:util';
 import { serializeError } from '../lib/job-child';
-import { sweepAfterMajorGcs } from '../lib/heap-sweep';
+import { finishPendingSweep } from '../lib/heap-sweep';
 import { PreforkPool } from '../lib/prefork-pool';
 import { installRandomWrappers } from '../lib/random';
 import { installTracking } from '../lib/tracking';
@@ -84,7 +84,7 @@ function prepareHeap(): void {
   setFlagsFromString('--compact-on-every-full-gc');
   (globalThis as { gc?: () => void }).gc?.();
   setFlagsFromString('--no-compact-on-every-full-gc');
-  sweepAfterMajorGcs();
+  finishPendingSweep();
 }
 
 async function main(): Promise<void> {
