@@ -11,6 +11,7 @@
         "native/heap_sweep.cc",
         "native/platform_park.cc",
         "native/fork.cc",
+        "native/write_all.cc",
         "native/exit.cc",
         "native/wait.cc",
         "native/signals.cc",

@@ -7,50 +7,19 @@
 // to Node's teardown.
 #include "exit.h"
 
-#include <errno.h>
-#include <poll.h>
 #include <signal.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include "child_state.h"
 #include "errors.h"
+#include "write_all.h"
 
 namespace forkd {
 namespace {
 
 constexpr int kFlushTimeoutMs = 5000;
-
-long long NowMs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
-// Writes all of buf, waiting (bounded) when a non-blocking fd says EAGAIN.
-// Returns bytes written; stops early on error or deadline.
-size_t WriteAll(int fd, const char* buf, size_t len, long long deadline) {
-  size_t done = 0;
-  while (done < len) {
-    ssize_t n = write(fd, buf + done, len - done);
-    if (n > 0) {
-      done += static_cast<size_t>(n);
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == EAGAIN) {
-      long long left = deadline - NowMs();
-      if (left <= 0) break;
-      pollfd p{fd, POLLOUT, 0};
-      poll(&p, 1, static_cast<int>(left));
-      continue;
-    }
-    break;
-  }
-  return done;
-}
 
 struct uv_queue_links {
   uv_queue_links* next;

@@ -16,7 +16,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -24,6 +23,7 @@
 #include <vector>
 
 #include "errors.h"
+#include "write_all.h"
 
 namespace forkd {
 namespace {
@@ -47,12 +47,6 @@ int SignalPipe(Napi::Env env) {
   uv_loop_t* loop = nullptr;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) return -1;
   return loop->signal_pipefd[0];
-}
-
-long long NowMs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
 }  // namespace
@@ -137,25 +131,8 @@ Napi::Value WriteJobLine(const Napi::CallbackInfo& info) {
   napi_get_value_string_utf8(env, info[1], data, len + 1, &len);
   data[len] = '\n';
   const size_t total = len + 1;
-  long long deadline = NowMs() + timeout_ms;
-  size_t done = 0;
-  while (done < total) {
-    ssize_t n = write(fd, data + done, total - done);
-    if (n > 0) {
-      done += static_cast<size_t>(n);
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == EAGAIN) {
-      // The pipe is full: the child reads the rest once it is scheduled.
-      long long left = deadline - NowMs();
-      if (left <= 0) break;
-      pollfd p{fd, POLLOUT, 0};
-      poll(&p, 1, static_cast<int>(left));
-      continue;
-    }
-    break;  // EPIPE: the child is gone
-  }
+  // A full pipe: the child reads the rest once it is scheduled. EPIPE: it is gone.
+  size_t done = WriteAll(fd, data, total, NowMs() + timeout_ms);
   return Napi::Boolean::New(env, done == total);
 }
 
