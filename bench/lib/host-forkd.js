@@ -355,11 +355,6 @@ async function prefork({ size, n, warmup, duration, concurrency }) {
   }
 }
 
-// bench/experiments/pending-sweep.js: complete V8's lazy sweeping before every
-// fork (v8.getHeapCodeStatistics() makes the heap iterable, which finishes
-// sweeping), to show what children pay when the zygote leaves it pending.
-if (process.env.FORKD_BENCH_EXPERIMENT === 'complete-sweeping') forkd.atFork({ prepare: () => v8.getHeapCodeStatistics() });
-
 const scenarios = { rawFork, start, phases, c: cBaseline, burst, throughput, memory, prefork };
 
 // Scenarios taken in blocks: each block runs a share of the samples of each

@@ -10,7 +10,7 @@ import * as v8 from 'node:v8';
 let eager = false;
 
 /** From here until endEagerCompile(), modules are compiled whole, not function by function on first call. */
-export function beginEagerCompile(): void {
+function beginEagerCompile(): void {
   if (eager) return;
   eager = true;
   v8.setFlagsFromString('--no-lazy');

@@ -53,7 +53,8 @@ interface ZygoteProcess {
 // --single-threaded: no V8 background threads, so none is mid-GC or
 // mid-compile at fork, and children install optimized code themselves.
 // --v8-pool-size=1: every fork parks the platform's workers; with Node's
-// default of 4 that cost the zygote 20 % of its CPU per run (docs/PERFORMANCE.md).
+// default of 4 that cost the zygote 5-18 % more CPU per run
+// (bench/experiments/pool-size.js, docs/PERFORMANCE.md).
 // --expose-gc: the zygote compacts its heap before it starts forking.
 function spawnZygote(app: string, prefork: number): ZygoteProcess {
   const child = spawn(process.execPath, ['--single-threaded', '--v8-pool-size=1', '--expose-gc', ZYGOTE_MAIN, '--app', app, '--prefork', String(prefork)], {
