@@ -10,7 +10,7 @@ installTracking();
 installRandomWrappers();
 
 export { fork } from './lib/fork';
-export { exit, isForkedChild } from './lib/exit';
+export { exit, isForkedChild } from './child/exit';
 export { forkRun } from './lib/fork-run';
 export type { ForkRunOptions, ForkedChild, ExitInfo, RunContext, OutputTarget } from './lib/fork-run';
 export { PreforkPool } from './lib/prefork-pool';

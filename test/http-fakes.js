@@ -9,7 +9,7 @@ const path = require('node:path');
 const pino = require('pino');
 const { ForkdError } = require('../dist/errors');
 const { Metrics } = require('../dist/supervisor/metrics');
-const { createHttpApi } = require('../dist/supervisor/http-api');
+const { createHttpApi } = require('../dist/supervisor/http/http-api');
 
 class FakeService {
   constructor(dir) {

@@ -6,8 +6,8 @@
 const { test } = require('uvu');
 const assert = require('uvu/assert');
 const pino = require('pino');
-const { createLineServer } = require('../dist/supervisor/line-server');
-const { LineFramer } = require('../dist/supervisor/line-framing');
+const { createLineServer } = require('../dist/supervisor/line/line-server');
+const { LineFramer } = require('../dist/supervisor/line/line-framing');
 const { ForkdError } = require('../dist/errors');
 const { LineClient } = require('./line-client');
 const { within } = require('./helpers');

@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { constants as osConstants } from 'node:os';
 import type { Writable } from 'node:stream';
 import type { ForkdClient, RunRecord, RunState } from '../client/client';
-import { runStates } from '../supervisor/run-record';
+import { runStates } from '../supervisor/runs/run-record';
 import { UsageError, intOption, parseCommand, type Parsed } from './args';
 
 export interface Io {

@@ -3,8 +3,8 @@
 // on node:http alone.
 import * as http from 'node:http';
 import { invalidArg, ForkdError, codes, type ErrorCode } from '../errors';
-import type { RunRecord, RunState } from '../supervisor/run-record';
-import type { HealthReport, OutputStream, RestartResult } from '../supervisor/run-service';
+import type { RunRecord, RunState } from '../supervisor/runs/run-record';
+import type { HealthReport, OutputStream, RestartResult } from '../supervisor/runs/run-service';
 
 export type { RunRecord, RunState, HealthReport, OutputStream, RestartResult };
 

@@ -11,22 +11,12 @@ import { ExitWatch, ExitInfo as WatchedExit } from './exit-watch';
 import { forkProcess } from './fork';
 import { signalNumber } from './signals';
 import { forkdTimers } from './tracking';
-import { runJobInChild } from './job-child';
+import { runJobInChild } from '../child/job-child';
+import type { ChildOutcome, OutputTarget, RunContext, ValidatedOptions } from './job-types';
 
-export interface RunContext {
-  /** The child's pid. */
-  pid: number;
-  /** The parent's pid. */
-  ppid: number;
-  /** Aborted when the child receives SIGTERM: stop cleanly and return. */
-  signal: AbortSignal;
-}
+export type { OutputTarget, RunContext } from './job-types';
 
-export interface OutputTarget {
-  path: string;
-  /** Append instead of truncating (default false). */
-  append?: boolean;
-}
+
 
 export interface ForkRunOptions {
   /** Send the child's stdout to this file. */
@@ -70,9 +60,6 @@ export interface ForkedChild<T> {
   ref(): void;
 }
 
-export type ChildOutcome =
-  | { t: 'result'; value?: unknown }
-  | { t: 'error'; error: { name: string; message: string; stack?: string; code?: string } };
 
 interface Pending {
   fn: (ctx: RunContext) => unknown;
@@ -81,17 +68,6 @@ interface Pending {
   reject(error: unknown): void;
 }
 
-export interface ValidatedOptions {
-  stdout?: OutputTarget;
-  stderr?: OutputTarget;
-  newSession: boolean;
-  processGroup: boolean;
-  title?: string;
-  env?: Record<string, string>;
-  cwd?: string;
-  deathSignal: number;
-  keepFds: number[];
-}
 
 function outputTarget(name: string, value: unknown): OutputTarget | undefined {
   if (value === undefined) return undefined;

@@ -3,7 +3,7 @@
 // processes; forkRun() (fork-run.ts) is the safe way to run a job in a child.
 import { native } from '../native';
 import { runChild, runParent, runPrepare } from './at-fork';
-import { resetChildState } from './child-reset';
+import { resetChildState } from '../child/child-reset';
 import { checkForkSafety, warnIfNotSingleThreaded } from './gate';
 import { finishPendingSweep } from './heap-sweep';
 

@@ -6,8 +6,9 @@
 // (its own pid, random streams, no inherited timers or sockets).
 import { invalidArg } from '../errors';
 import { native } from '../native';
-import { ForkedChild, ForkRunOptions, RunContext, ValidatedOptions, forkRun, validateForkRunOptions } from './fork-run';
-import { applyChildOptions } from './job-child';
+import { ForkedChild, ForkRunOptions, forkRun, validateForkRunOptions } from './fork-run';
+import type { RunContext, ValidatedOptions } from './job-types';
+import { applyChildOptions } from '../child/job-child';
 import { forkdTimers } from './tracking';
 
 /** Options applied when a child takes a job (the deathSignal and keepFds of a pool are its own). */

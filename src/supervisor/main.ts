@@ -5,12 +5,12 @@
 import pino from 'pino';
 import { native } from '../native';
 import type { SupervisorConfig } from './config';
-import { HANDOVER_ENV, readHandover, writeHandover } from './handover';
-import { createHttpApi, HttpApi, HttpHandover } from './http-api';
-import { createLineServer, LineServer, LineServerState } from './line-server';
+import { HANDOVER_ENV, readHandover, writeHandover } from './restart/handover';
+import { createHttpApi, HttpApi, HttpHandover } from './http/http-api';
+import { createLineServer, LineServer, LineServerState } from './line/line-server';
 import { Metrics } from './metrics';
-import type { RestartResult } from './run-service';
-import { Supervisor, SupervisorHandover } from './supervisor';
+import type { RestartResult } from './runs/run-service';
+import { Supervisor, SupervisorHandover } from './runs/supervisor';
 
 /** Everything one supervisor image hands the next across the execve. */
 interface Handover {

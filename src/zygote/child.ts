@@ -4,9 +4,9 @@
 // survives the zygote and the supervisor going away.
 import { renameSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { fatalError } from '../lib/exit';
-import { serializeError } from '../lib/job-child';
-import type { RunContext } from '../lib/fork-run';
+import { fatalError } from '../child/exit';
+import { serializeError } from '../child/job-child';
+import type { RunContext } from '../lib/job-types';
 import { STATUS_NEXT, overwriteFile } from '../protocol/run-files';
 import type { ChildReport, MemoryUsage, SpawnRequest } from '../protocol/zygote-messages';
 import type { LoadedApp, HandlerContext } from './app-loader';

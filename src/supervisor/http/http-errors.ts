@@ -2,7 +2,7 @@
 // one table from error code to status, one function that turns anything
 // thrown (ForkdError, fastify's own errors, schema failures, bugs) into
 // `{ error: { code, message } }`.
-import { ForkdError, type ErrorCode } from '../errors';
+import { ForkdError, type ErrorCode } from '../../errors';
 
 /** The largest request body the API reads; larger ones get 413. */
 export const BODY_LIMIT_BYTES = 1024 * 1024;

@@ -2,7 +2,7 @@
 // stream cut into lines ended by "\n" (a "\r" before it is tolerated), each
 // at most --max-line bytes. Bytes stay here until a line is taken, so what a
 // connection has read but not handled can be handed over across a restart.
-import { ForkdError } from '../errors';
+import { ForkdError } from '../../errors';
 
 const NL = 0x0a;
 const CR = 0x0d;

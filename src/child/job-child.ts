@@ -6,8 +6,8 @@ import { constants } from 'node:os';
 import { ForkdError } from '../errors';
 import { native } from '../native';
 import { setFatalHandler } from './exit';
-import { takeChildHookError } from './fork';
-import type { ChildOutcome, RunContext, ValidatedOptions } from './fork-run';
+import { takeChildHookError } from '../lib/fork';
+import type { ChildOutcome, RunContext, ValidatedOptions } from '../lib/job-types';
 
 const SIGTERM = constants.signals.SIGTERM;
 

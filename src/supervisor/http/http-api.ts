@@ -8,14 +8,14 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyReply } from 'fastify';
 import type pino from 'pino';
-import { ForkdError } from '../errors';
-import type { SupervisorConfig } from './config';
+import { ForkdError } from '../../errors';
+import type { SupervisorConfig } from '../config';
 import { BODY_LIMIT_BYTES, errorBody, toHttpError } from './http-errors';
 import { RequestGuard } from './http-guard';
-import { ConnectionTracker, HttpHandover, adoptConnection, stopAccepting } from './http-handover';
+import { ConnectionTracker, HttpHandover, adoptConnection, stopAccepting } from '../restart/http-handover';
 import { registerRoutes } from './http-routes';
-import type { Metrics } from './metrics';
-import type { RunService } from './run-service';
+import type { Metrics } from '../metrics';
+import type { RunService } from '../runs/run-service';
 
 export interface HttpApi {
   /** Binds the TCP port and, when configured, the unix socket. */

@@ -4,11 +4,11 @@
 // replies not written) exportable so it survives an execve of the supervisor.
 import * as net from 'node:net';
 import type { Logger } from 'pino';
-import type { SupervisorConfig } from './config';
-import { fdOf } from './handle-fd';
+import type { SupervisorConfig } from '../config';
+import { fdOf } from '../restart/handle-fd';
 import { LineFramer, LineTooLongError } from './line-framing';
 import { encodeReply, handleLine, lineTooLong, replies, restartFailed, type LineReply } from './line-protocol';
-import type { RestartResult, RunService } from './run-service';
+import type { RestartResult, RunService } from '../runs/run-service';
 
 /** Past this many unwritten reply bytes a connection takes no new request until the client reads. */
 const OUTPUT_HIGH_WATER = 64 * 1024;

@@ -3,10 +3,10 @@
 // the RunService decides everything else.
 import { constants as osConstants } from 'node:os';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ForkdError } from '../errors';
-import type { Metrics } from './metrics';
-import { RUN_ID_PATTERN, isFinished, runStates, type RunRecord, type RunState } from './run-record';
-import type { OutputStream, RunService, StartRunRequest } from './run-service';
+import { ForkdError } from '../../errors';
+import type { Metrics } from '../metrics';
+import { RUN_ID_PATTERN, isFinished, runStates, type RunRecord, type RunState } from '../runs/run-record';
+import type { OutputStream, RunService, StartRunRequest } from '../runs/run-service';
 import { errorBody, statusOf } from './http-errors';
 import { followOutput, readOutput } from './http-output';
 

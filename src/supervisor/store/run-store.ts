@@ -19,10 +19,10 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { ForkdError } from '../errors';
-import { STATUS_NEXT, overwriteFile } from '../protocol/run-files';
-import type { ChildReport } from '../protocol/zygote-messages';
-import { RUN_ID_PATTERN, RunRecord, runStates } from './run-record';
+import { ForkdError } from '../../errors';
+import { STATUS_NEXT, overwriteFile } from '../../protocol/run-files';
+import type { ChildReport } from '../../protocol/zygote-messages';
+import { RUN_ID_PATTERN, RunRecord, runStates } from '../runs/run-record';
 
 export interface StoredRun {
   record: RunRecord;

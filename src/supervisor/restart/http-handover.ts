@@ -9,7 +9,7 @@
 // it, and that client would see a reset.
 import type * as http from 'node:http';
 import * as net from 'node:net';
-import { native } from '../native';
+import { native } from '../../native';
 import { fdOf } from './handle-fd';
 
 export interface HttpHandover {

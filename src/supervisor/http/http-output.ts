@@ -5,7 +5,7 @@ import { createReadStream } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { RunService } from './run-service';
+import type { RunService } from '../runs/run-service';
 
 const CHUNK_BYTES = 64 * 1024;
 /** How long a follower sleeps between reads while the run is quiet; the run's end wakes it at once. */

@@ -8,8 +8,8 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ForkdError } from '../errors';
-import { writeFileAtomic } from './run-store';
+import { ForkdError } from '../../errors';
+import { writeFileAtomic } from '../store/run-store';
 
 export const HANDOVER_ENV = 'FORKD_HANDOVER';
 

@@ -5,9 +5,9 @@
 import { constants } from 'node:os';
 import { native } from '../native';
 import { installExitPath } from './exit';
-import { stopSweepingAfterGcs } from './heap-sweep';
-import { reseedChild } from './random';
-import { clearInheritedTimers, trackChildWorkers } from './tracking';
+import { stopSweepingAfterGcs } from '../lib/heap-sweep';
+import { reseedChild } from '../lib/random';
+import { clearInheritedTimers, trackChildWorkers } from '../lib/tracking';
 
 // Listeners the parent registered for its own life: they must not run in the
 // child (the parent's 'exit' handler flushing the parent's state, its SIGTERM

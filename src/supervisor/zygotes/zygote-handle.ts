@@ -5,12 +5,12 @@ import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { Socket } from 'node:net';
 import * as path from 'node:path';
-import { ForkdError } from '../errors';
-import { ExitWatch } from '../lib/exit-watch';
-import { JsonLineChannel } from '../protocol/json-lines';
-import { fdOf } from './handle-fd';
-import { signalNumber } from '../lib/signals';
-import { FromZygote, SerializedError, SpawnRequest, ToZygote, isFromZygote } from '../protocol/zygote-messages';
+import { ForkdError } from '../../errors';
+import { ExitWatch } from '../../lib/exit-watch';
+import { JsonLineChannel } from '../../protocol/json-lines';
+import { fdOf } from '../restart/handle-fd';
+import { signalNumber } from '../../lib/signals';
+import { FromZygote, SerializedError, SpawnRequest, ToZygote, isFromZygote } from '../../protocol/zygote-messages';
 
 export type ZygoteState = 'starting' | 'ready' | 'failed' | 'stopped';
 
@@ -30,7 +30,7 @@ interface PendingSpawn {
   timer: NodeJS.Timeout;
 }
 
-const ZYGOTE_MAIN = path.join(__dirname, '..', 'zygote', 'main.js');
+const ZYGOTE_MAIN = path.join(__dirname, '..', '..', 'zygote', 'main.js');
 
 /** A zygote as handed across a supervisor restart (it stays our child: same pid). */
 export interface ZygoteHandover {

@@ -4,18 +4,18 @@
 // timeouts and retention are enforced. It never loads application code.
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { ForkdError } from '../errors';
-import { ExitWatch, ExitInfo } from '../lib/exit-watch';
+import { ForkdError } from '../../errors';
+import { ExitWatch, ExitInfo } from '../../lib/exit-watch';
 import { childPids, procStartTime } from './proc';
-import { native } from '../native';
-import { signalName, signalNumber } from '../lib/signals';
-import type { ChildReport, Rusage } from '../protocol/zygote-messages';
-import type { SupervisorConfig } from './config';
-import type { Metrics } from './metrics';
+import { native } from '../../native';
+import { signalName, signalNumber } from '../../lib/signals';
+import type { ChildReport, Rusage } from '../../protocol/zygote-messages';
+import type { SupervisorConfig } from '../config';
+import type { Metrics } from '../metrics';
 import { RUN_ID_PATTERN, RunRecord, RunState, runStates } from './run-record';
 import type { HealthReport, OutputStream, RestartResult, RunService, StartRunRequest } from './run-service';
-import { RunStore } from './run-store';
-import { ExitedMessage, ZygoteHandle, ZygoteHandover, ZygoteInfo } from './zygote-handle';
+import { RunStore } from '../store/run-store';
+import { ExitedMessage, ZygoteHandle, ZygoteHandover, ZygoteInfo } from '../zygotes/zygote-handle';
 
 export interface SupervisorHandover {
   version: 1;
@@ -24,7 +24,7 @@ export interface SupervisorHandover {
   zygotes: ZygoteHandover[];
   runs: Array<{ id: string; requestedAtNs: string; timedOut: boolean; termAt: number | null; killAt: number | null }>;
 }
-import { isValidHandlerName } from '../zygote/app-loader';
+import { isValidHandlerName } from '../../zygote/app-loader';
 import * as path from 'node:path';
 
 interface Entry {

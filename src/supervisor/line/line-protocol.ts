@@ -4,9 +4,9 @@
 // connection state live in line-framing.ts and line-server.ts.
 import { constants } from 'node:os';
 import type { Logger } from 'pino';
-import { ForkdError } from '../errors';
-import type { RunRecord } from './run-record';
-import type { RestartResult, RunService } from './run-service';
+import { ForkdError } from '../../errors';
+import type { RunRecord } from '../runs/run-record';
+import type { RestartResult, RunService } from '../runs/run-service';
 
 /** A reply is one JSON object on one line. */
 export type LineReply = { error_text: string } | { retcode: number };
