@@ -1,0 +1,88 @@
+// Runs in the uvu process. A private redis-server (Debian's package) for one
+// test file: its own port on 127.0.0.1 and its own directory, no persistence,
+// stopped (and its directory removed) by stop(). restart() stops it and starts
+// it again on the same port, for tests of a Redis that goes away and comes
+// back. scripts/ensure-redis.js has made sure the binary is there.
+'use strict';
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function launch(port, dir) {
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no', '--loglevel', 'warning', '--protected-mode', 'no'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (d) => (output += d));
+  child.stderr.on('data', (d) => (output += d));
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  // Ready when it accepts a connection and answers PING.
+  const ready = (async () => {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const answer = await new Promise((resolve) => {
+        const socket = net.connect(port, '127.0.0.1');
+        let data = '';
+        socket.once('error', () => resolve(null));
+        socket.on('data', (d) => {
+          data += d;
+          if (data.includes('\r\n')) {
+            socket.destroy();
+            resolve(data);
+          }
+        });
+        socket.once('connect', () => socket.write('PING\r\n'));
+      });
+      if (answer !== null && answer.startsWith('+PONG')) return;
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`redis-server exited at start: ${output}`);
+      if (Date.now() > deadline) throw new Error(`redis-server did not answer PING within 10 s: ${output}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  })();
+  return { child, exited, ready };
+}
+
+/** Starts a private redis-server; resolves once it answers PING. */
+async function startRedis() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'forkd-redis-'));
+  const port = await freePort();
+  let current = launch(port, dir);
+  await current.ready;
+  const stopCurrent = async () => {
+    if (current.child.exitCode === null && current.child.signalCode === null) current.child.kill('SIGTERM');
+    await current.exited;
+  };
+  return {
+    port,
+    host: '127.0.0.1',
+    url: `redis://127.0.0.1:${port}`,
+    get pid() {
+      return current.child.pid;
+    },
+    /** Stops the server and starts it again on the same port (an empty dataset: nothing is persisted). */
+    async restart() {
+      await stopCurrent();
+      current = launch(port, dir);
+      await current.ready;
+    },
+    async stop() {
+      await stopCurrent();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+module.exports = { startRedis };
