@@ -48,3 +48,13 @@ export function invalidArg(name: string, expected: string, got: unknown): ForkdE
   const shown = typeof got === 'string' ? JSON.stringify(got) : typeof got === 'object' ? (got === null ? 'null' : 'an object') : String(got);
   return new ForkdError('FORKD_ERR_INVALID_ARG', `${name} must be ${expected}, got ${shown}`);
 }
+
+/** The one message of FORKD_ERR_RUN_NOT_FOUND, whichever front end asked. */
+export function runNotFound(id: unknown): ForkdError {
+  return new ForkdError('FORKD_ERR_RUN_NOT_FOUND', `no run has the id ${JSON.stringify(id)}`);
+}
+
+/** The one message of FORKD_ERR_RUN_RUNNING: what was asked needs the run to have ended. */
+export function runStillRunning(id: string): ForkdError {
+  return new ForkdError('FORKD_ERR_RUN_RUNNING', `run ${JSON.stringify(id)} is still running: signal it first, then free it once it has ended`);
+}

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { ForkdError } from '../errors';
+import { isValidHandlerName } from '../protocol/run-request';
 
 export interface HandlerContext {
   runId: string;
@@ -24,12 +25,6 @@ export interface LoadedApp {
   loadMs: number;
 }
 
-export const HANDLER_NAME = /^[A-Za-z_$][A-Za-z0-9_$.:-]{0,127}$/;
-const reserved = new Set(Object.getOwnPropertyNames(Object.prototype));
-
-export function isValidHandlerName(name: string): boolean {
-  return HANDLER_NAME.test(name) && !reserved.has(name);
-}
 
 // A real dynamic import (TypeScript's CommonJS output would turn `import()`
 // into require(), which cannot load an ES module).

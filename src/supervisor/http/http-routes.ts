@@ -1,11 +1,13 @@
 // Runs in the supervisor. The endpoints of the HTTP API under /v1, each a thin
-// adapter: the JSON schema rejects malformed input with the field it is about,
-// the RunService decides everything else.
-import { constants as osConstants } from 'node:os';
+// adapter: the JSON schema rejects input of the wrong shape with the field it
+// is about, protocol/run-request.ts judges the values (naming the same
+// fields), the RunService decides everything else.
+import { signalName } from '../../lib/signals';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ForkdError } from '../../errors';
+import { ForkdError, runNotFound, runStillRunning } from '../../errors';
+import { RUN_ID_PATTERN, checkRunRequest, checkRunSignal } from '../../protocol/run-request';
 import type { Metrics } from '../metrics';
-import { RUN_ID_PATTERN, isFinished, runStates, type RunRecord, type RunState } from '../runs/run-record';
+import { isFinished, runStates, type RunRecord, type RunState } from '../runs/run-record';
 import type { OutputStream, RunService, StartRunRequest } from '../runs/run-service';
 import { errorBody, statusOf } from './http-errors';
 import { followOutput, readOutput } from './http-output';
@@ -27,16 +29,11 @@ const startSchema = {
   body: {
     type: 'object',
     properties: {
-      handler: { type: 'string', minLength: 1, maxLength: 256 },
+      handler: { type: 'string' },
       args: {},
-      id: { type: 'string', pattern: RUN_ID_PATTERN.source },
-      timeoutMs: { type: 'integer', minimum: 1, maximum: 2_147_483_647 },
-      env: {
-        type: 'object',
-        maxProperties: 1024,
-        propertyNames: { pattern: '^[^=\\u0000]{1,1024}$' },
-        additionalProperties: { type: 'string', pattern: '^[^\\u0000]*$' },
-      },
+      id: { type: 'string' },
+      timeoutMs: { type: 'integer' },
+      env: { type: 'object', additionalProperties: { type: 'string' } },
     },
     required: ['handler'],
     additionalProperties: false,
@@ -48,7 +45,7 @@ const signalSchema = {
   querystring: noQuery,
   body: {
     type: 'object',
-    properties: { signal: { anyOf: [{ type: 'string', minLength: 1, maxLength: 16 }, { type: 'integer' }] } },
+    properties: { signal: { anyOf: [{ type: 'string' }, { type: 'integer' }] } },
     required: ['signal'],
     additionalProperties: false,
   },
@@ -59,23 +56,6 @@ interface IdParams {
 }
 
 const truthy = (value: string | undefined): boolean => value === 'true' || value === '1';
-
-/** 'TERM', 'sigterm', 'SIGTERM' and 15 are one signal; anything else is a 400 that says what is accepted. */
-export function parseSignal(value: string | number): string | number {
-  const signals = osConstants.signals as Record<string, number>;
-  if (typeof value === 'number') {
-    if (Number.isInteger(value) && value >= 1 && value <= 64) return value;
-  } else {
-    const upper = value.toUpperCase();
-    const name = upper.startsWith('SIG') ? upper : `SIG${upper}`;
-    if (Object.hasOwn(signals, name)) return name;
-  }
-  throw new ForkdError('FORKD_ERR_INVALID_ARG', `body.signal must be a signal name such as "SIGTERM" or a number from 1 to 64, got ${JSON.stringify(value)}`);
-}
-
-function notFound(id: string): ForkdError {
-  return new ForkdError('FORKD_ERR_RUN_NOT_FOUND', `no run has the id ${JSON.stringify(id)}`);
-}
 
 export interface RouteContext {
   service: RunService;
@@ -109,7 +89,7 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
     const deadline = Date.now() + maxMs;
     for (;;) {
       const record = service.get(id);
-      if (record === undefined) throw notFound(id);
+      if (record === undefined) throw runNotFound(id);
       const slice = Math.min(deadline - Date.now(), MAX_WAIT_MS);
       if (isFinished(record) || signal.aborted || slice <= 0) return record;
       const began = Date.now();
@@ -126,14 +106,15 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
 
   function requireRun(id: string): RunRecord {
     const record = service.get(id);
-    if (record === undefined) throw notFound(id);
+    if (record === undefined) throw runNotFound(id);
     return record;
   }
 
   app.post<{ Body: StartRunRequest; Querystring: { wait?: string } }>('/v1/runs', { schema: startSchema }, async (request, reply) => {
     const body = request.body;
     const scope = truthy(request.query.wait) ? waitScope(reply) : null;
-    let record = await service.start({ handler: body.handler, args: body.args, id: body.id, timeoutMs: body.timeoutMs, env: body.env });
+    const run = checkRunRequest(body, 'body.');
+    let record = await service.start({ handler: run.handler, args: run.args, id: run.id, timeoutMs: run.timeoutMs, env: run.env });
     if (scope !== null && !isFinished(record)) record = await waitUntilEnded(record.id, Infinity, scope.signal);
     return reply.code(201).send(record);
   });
@@ -183,7 +164,9 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
   );
 
   app.post<{ Params: IdParams; Body: { signal: string | number } }>('/v1/runs/:id/signal', { schema: signalSchema }, async (request) => {
-    const signal = parseSignal(request.body.signal);
+    const signo = checkRunSignal(request.body.signal, 'body.signal');
+    // Answered as asked: a name comes back as its canonical name, a number as itself.
+    const signal = typeof request.body.signal === 'number' ? signo : (signalName(signo) ?? signo);
     const record = requireRun(request.params.id);
     if (isFinished(record) || !service.signal(record.id, signal)) {
       throw new ForkdError('FORKD_ERR_RUN_ENDED', `run ${JSON.stringify(record.id)} has already ended (${service.get(record.id)?.state ?? 'freed'})`);
@@ -194,7 +177,7 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
   app.delete<{ Params: IdParams }>('/v1/runs/:id', { schema: { params: idParams, querystring: noQuery } }, async (request) => {
     const record = requireRun(request.params.id);
     if (!isFinished(record)) {
-      throw new ForkdError('FORKD_ERR_RUN_RUNNING', `run ${JSON.stringify(record.id)} is still running: signal it first, then free it once it has ended`);
+      throw runStillRunning(record.id);
     }
     service.free(record.id);
     return { id: record.id, freed: true };

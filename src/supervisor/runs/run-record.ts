@@ -33,9 +33,6 @@ export interface RunRecord {
   output: { stdoutBytes: number; stderrBytes: number; truncated: boolean };
 }
 
-/** Run ids name directories in the state dir: a strict alphabet, no path tricks. */
-export const RUN_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-
 /** The run has ended, whichever way. */
 export function isFinished(record: RunRecord): boolean {
   return record.state !== 'running';

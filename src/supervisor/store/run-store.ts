@@ -22,7 +22,8 @@ import * as path from 'node:path';
 import { ForkdError } from '../../errors';
 import { STATUS_NEXT, overwriteFile } from '../../protocol/run-files';
 import type { ChildReport } from '../../protocol/zygote-messages';
-import { RUN_ID_PATTERN, RunRecord, runStates } from '../runs/run-record';
+import { RUN_ID_PATTERN } from '../../protocol/run-request';
+import { RunRecord, runStates } from '../runs/run-record';
 
 export interface StoredRun {
   record: RunRecord;

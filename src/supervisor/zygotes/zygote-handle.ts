@@ -1,6 +1,7 @@
 // Runs in the supervisor: the zygote as its parent sees it. Starts the zygote
 // process, talks to it over their private socketpair, and turns its messages
-// into events. Restart policy (backoff) lives in supervisor.ts.
+// into events. Which zygote is current, and replacing one that died, live in
+// zygote-set.ts.
 import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { Socket } from 'node:net';
@@ -73,7 +74,7 @@ function spawnZygote(app: string, prefork: number): ZygoteProcess {
 
 // After a restart child_process no longer knows the zygote: its exit is
 // watched through a pidfd and reaped by pid like any run.
-function adoptZygote(handover: ZygoteHandover): ZygoteProcess {
+function takeOverZygote(handover: ZygoteHandover): ZygoteProcess {
   const watch = new ExitWatch(handover.pid);
   return {
     pid: handover.pid,
@@ -85,8 +86,8 @@ function adoptZygote(handover: ZygoteHandover): ZygoteProcess {
 
 /**
  * Events: 'ready' (ZygoteInfo), 'load_failed' (SerializedError),
- * 'exited' (ExitedMessage), 'spawned' (runId, pid) for spawns that arrive
- * after their timeout, 'died' ({ code, signal }).
+ * 'exited' (ExitedMessage), 'late-fork' (runId, pid) for a fork reported
+ * after its spawn timed out, 'died' ({ code, signal }) once.
  */
 export class ZygoteHandle extends EventEmitter {
   state: ZygoteState = 'starting';
@@ -95,6 +96,7 @@ export class ZygoteHandle extends EventEmitter {
   private readonly process: ZygoteProcess;
   private readonly channel: JsonLineChannel<FromZygote, ToZygote>;
   private readonly pending = new Map<string, PendingSpawn>();
+  private dead = false;
 
   private constructor(
     process: ZygoteProcess,
@@ -113,8 +115,9 @@ export class ZygoteHandle extends EventEmitter {
     return new ZygoteHandle(spawnZygote(app, prefork), spawnTimeoutMs);
   }
 
-  static adopt(handover: ZygoteHandover, spawnTimeoutMs: number): ZygoteHandle {
-    const zygote = new ZygoteHandle(adoptZygote(handover), spawnTimeoutMs, handover.buffered);
+  /** The zygote a previous supervisor image started (still our child: same pid). */
+  static takeOver(handover: ZygoteHandover, spawnTimeoutMs: number): ZygoteHandle {
+    const zygote = new ZygoteHandle(takeOverZygote(handover), spawnTimeoutMs, handover.buffered);
     zygote.info = handover.info;
     zygote.state = handover.retiring ? 'stopped' : handover.info !== null ? 'ready' : 'starting';
     return zygote;
@@ -163,7 +166,7 @@ export class ZygoteHandle extends EventEmitter {
       case 'spawned': {
         const pending = this.pending.get(message.runId);
         if (pending === undefined) {
-          this.emit('spawned', message.runId, message.pid);
+          this.emit('late-fork', message.runId, message.pid);
           break;
         }
         this.pending.delete(message.runId);
@@ -186,7 +189,9 @@ export class ZygoteHandle extends EventEmitter {
   }
 
   private onDied(code: number | null, signal: string | null, error?: Error): void {
-    if (this.state === 'stopped' && this.listenerCount('died') === 0) return;
+    // child_process may report a failed spawn as 'error' and then 'exit'.
+    if (this.dead) return;
+    this.dead = true;
     const wasFailed = this.state === 'failed';
     this.state = wasFailed ? 'failed' : 'stopped';
     for (const [, pending] of this.pending) {
@@ -195,7 +200,6 @@ export class ZygoteHandle extends EventEmitter {
     }
     this.pending.clear();
     this.emit('died', { code, signal, error: error?.message ?? null });
-    this.removeAllListeners('died');
   }
 
   /** Asks the zygote to fork a run; rejects with FORKD_ERR_SPAWN_TIMEOUT if it does not answer in time. */

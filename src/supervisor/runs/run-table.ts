@@ -1,0 +1,189 @@
+// Runs in the supervisor: the table of runs it knows, running and retained.
+// This is where a run is ended (finalize: exactly once, whoever saw the end)
+// and persisted, where --retain frees the oldest records, and what queries
+// read. Deciding how a run ended is the reaper's (reaper.ts).
+import type { Logger } from 'pino';
+import { runNotFound, runStillRunning } from '../../errors';
+import type { ChildReport, Rusage } from '../../protocol/zygote-messages';
+import type { Metrics } from '../metrics';
+import type { RunStore } from '../store/run-store';
+import { RunRecord, RunState } from './run-record';
+
+/** One run as the supervisor tracks it. */
+export interface RunEntry {
+  record: RunRecord;
+  /** /proc/PID/stat start time of the run's process, once forked. */
+  procStart: string | null;
+  /** hrtime (ns) of the request; 0n for a run an earlier supervisor started. */
+  requestedAt: bigint;
+  /** Our own pidfd watch on the run's process, while it is armed. */
+  watching: boolean;
+  timedOut: boolean;
+  /** Epoch ms when the timeout's SIGTERM, then its SIGKILL, are due (kept across a restart). */
+  termAt: number | null;
+  killAt: number | null;
+  timers: NodeJS.Timeout[];
+  waiters: Set<() => void>;
+  /** Armed while our pidfd saw the exit but the zygote (the parent) reaps it. */
+  awaitingZygote: NodeJS.Timeout | null;
+}
+
+export interface ExitStatus {
+  code: number | null;
+  signal: string | null;
+  rusage: Rusage | null;
+}
+
+export function newEntry(record: RunRecord, procStart: string | null, requestedAt: bigint): RunEntry {
+  return { record, procStart, requestedAt, watching: false, timedOut: false, termAt: null, killAt: null, timers: [], waiters: new Set(), awaitingZygote: null };
+}
+
+export class RunTable {
+  private readonly runs = new Map<string, RunEntry>();
+  private runningCount = 0;
+
+  constructor(
+    private readonly store: RunStore,
+    private readonly logger: Logger,
+    private readonly metrics: Metrics,
+    private readonly retain: number,
+  ) {}
+
+  get running(): number {
+    return this.runningCount;
+  }
+
+  get size(): number {
+    return this.runs.size;
+  }
+
+  has(id: string): boolean {
+    return this.runs.has(id);
+  }
+
+  add(entry: RunEntry): void {
+    this.runs.set(entry.record.id, entry);
+    if (entry.record.state === 'running') this.countRunning(+1);
+  }
+
+  /** The entry of `id`, or FORKD_ERR_RUN_NOT_FOUND. */
+  entry(id: string): RunEntry {
+    const entry = typeof id === 'string' ? this.runs.get(id) : undefined;
+    if (entry === undefined) throw runNotFound(id);
+    return entry;
+  }
+
+  find(id: string): RunEntry | undefined {
+    return this.runs.get(id);
+  }
+
+  entries(): IterableIterator<RunEntry> {
+    return this.runs.values();
+  }
+
+  runningEntries(): RunEntry[] {
+    return [...this.runs.values()].filter((e) => e.record.state === 'running');
+  }
+
+  /** Resolves with the record once the run has ended, or as it is after timeoutMs or an abort. */
+  waitForEnd(id: string, timeoutMs: number, signal?: AbortSignal): Promise<RunRecord> {
+    const entry = this.entry(id);
+    if (entry.record.state !== 'running' || timeoutMs <= 0) return Promise.resolve({ ...entry.record });
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        entry.waiters.delete(done);
+        signal?.removeEventListener('abort', done);
+        resolve({ ...entry.record });
+      };
+      const timer = setTimeout(done, timeoutMs);
+      entry.waiters.add(done);
+      signal?.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  /** Answers every wait in progress with the current state (the daemon is stopping). */
+  wakeAll(): void {
+    for (const entry of this.runs.values()) for (const wake of [...entry.waiters]) wake();
+  }
+
+  /** Ends a run exactly once: records the outcome, persists, wakes waiters. */
+  finalize(entry: RunEntry, state: RunState, status: ExitStatus, report: ChildReport | null, failure?: Error): void {
+    const record = entry.record;
+    if (record.state !== 'running') return;
+    for (const t of entry.timers) clearTimeout(t);
+    if (entry.awaitingZygote !== null) clearTimeout(entry.awaitingZygote);
+    entry.timers = [];
+    record.state = state;
+    record.exitCode = status.code;
+    record.signal = status.signal;
+    record.rusage = status.rusage;
+    record.endedAt = new Date().toISOString();
+    const started = record.startedAt ?? record.createdAt;
+    record.durationMs = Date.parse(record.endedAt) - Date.parse(started);
+    if (report !== null) {
+      if (report.ok && 'value' in report) record.result = report.value;
+      if (report.error !== undefined) record.error = report.error;
+      if (report.handlerStartNs !== null && report.handlerStartNs !== undefined && entry.requestedAt !== 0n) {
+        record.forkLatencyMs = Number(BigInt(report.handlerStartNs) - entry.requestedAt) / 1e6;
+        this.metrics.forkLatency.observe(record.forkLatencyMs / 1000);
+      }
+    }
+    // Memory and output counts are only in the child's status.json (written
+    // on its way out); a report read from that file already has them.
+    const onDisk = report !== null && 'memory' in report ? report : this.store.readStatus(record.id) ?? report;
+    if (onDisk !== null) {
+      record.memory = onDisk.memory ?? null;
+      record.output = { stdoutBytes: onDisk.stdoutBytes ?? 0, stderrBytes: onDisk.stderrBytes ?? 0, truncated: onDisk.truncated ?? false };
+    }
+    if (failure !== undefined && record.error === undefined) {
+      const code = (failure as { code?: unknown }).code;
+      record.error = { name: failure.name, message: failure.message, ...(typeof code === 'string' ? { code } : {}) };
+    }
+    this.countRunning(-1);
+    this.metrics.runsFinished.inc({ outcome: state });
+    this.persist(entry);
+    for (const wake of entry.waiters) wake();
+    entry.waiters.clear();
+    this.logger.info({ runId: record.id, state, exitCode: record.exitCode, signal: record.signal, durationMs: record.durationMs }, 'run ended');
+    this.enforceRetention();
+    this.store.refill();
+  }
+
+  persist(entry: RunEntry): void {
+    try {
+      this.store.save({ record: entry.record, procStart: entry.procStart });
+    } catch (error) {
+      this.logger.error({ runId: entry.record.id, error: (error as Error).message }, 'cannot persist run record');
+    }
+  }
+
+  /** Forgets a finished run and deletes its files. */
+  free(id: string): void {
+    const entry = this.entry(id);
+    if (entry.record.state === 'running') throw runStillRunning(id);
+    this.forget(id);
+  }
+
+  private countRunning(delta: number): void {
+    this.runningCount += delta;
+    this.metrics.running.set(this.runningCount);
+  }
+
+  /** Keeps at most --retain finished records, freeing the oldest first. */
+  private enforceRetention(): void {
+    const finished = [...this.runs.values()].filter((e) => e.record.state !== 'running');
+    let excess = finished.length - this.retain;
+    if (excess <= 0) return;
+    finished.sort((a, b) => (a.record.endedAt ?? '').localeCompare(b.record.endedAt ?? ''));
+    for (const entry of finished) {
+      if (excess-- <= 0) break;
+      this.forget(entry.record.id);
+    }
+  }
+
+  private forget(id: string): void {
+    this.runs.delete(id);
+    this.store.remove(id);
+  }
+}
