@@ -248,7 +248,8 @@ export async function createHttpApi(
 
   async function listen(): Promise<void> {
     await app.ready();
-    if (config.socket !== null) await clearStaleSocket(config.socket);
+    // After a restart the socket file is ours, live through the inherited fd.
+    if (config.socket !== null && inherited?.unixFd == null) await clearStaleSocket(config.socket);
     try {
       // After a restart: the very socket the previous image listened on.
       await listenOn(server, inherited !== undefined ? { fd: inherited.listenFd } : { host: config.host, port: config.port });
