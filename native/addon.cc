@@ -61,6 +61,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("keepPipePath", Napi::Function::New(env, KeepPipePath));
   exports.Set("flushStdio", Napi::Function::New(env, FlushStdioJs));
   exports.Set("execve", Napi::Function::New(env, Execve));
+  exports.Set("setCloexec", Napi::Function::New(env, SetCloexecJs));
   exports.Set("jobPipe", Napi::Function::New(env, JobPipe));
   exports.Set("readJobLine", Napi::Function::New(env, ReadJobLine));
   exports.Set("writeJobLine", Napi::Function::New(env, WriteJobLine));

@@ -6,6 +6,7 @@ import pino from 'pino';
 import { native } from '../native';
 import type { SupervisorConfig } from './config';
 import { HANDOVER_ENV, readHandover, writeHandover } from './restart/handover';
+import { closeOnExec, handoverFds } from './restart/handover-fds';
 import { createHttpApi, HttpApi, HttpHandover } from './http/http-api';
 import { createLineServer, LineServer, LineServerState } from './line/line-server';
 import { Metrics } from './metrics';
@@ -33,6 +34,8 @@ export async function main(config: SupervisorConfig): Promise<void> {
   if (handoverEnv !== undefined) {
     delete process.env[HANDOVER_ENV];
     inherited = readHandover(handoverEnv, config.stateDir) as Handover;
+    // Before anything is spawned: the fds that crossed the exec are ours alone.
+    closeOnExec(inherited);
   }
 
   const metrics = new Metrics();
@@ -94,11 +97,7 @@ async function reexec(supervisor: Supervisor, http: HttpApi, line: LineServer | 
       restartResult: { ok: true, appVersion: result.appVersion, loadedAt: result.loadedAt },
       restarts,
     };
-    const keep = [
-      ...state.supervisor.zygotes.map((z) => z.fd),
-      ...http.handoverFds(state.http),
-      ...(state.line === null ? [] : [...(state.line.listenFd === null ? [] : [state.line.listenFd]), ...state.line.connections.map((c) => c.fd)]),
-    ];
+    const keep = handoverFds(state);
     const env = Object.entries({ ...process.env, [HANDOVER_ENV]: writeHandover(config.stateDir, state) }).map(([k, v]) => `${k}=${v}`);
     logger.info({ keepFds: keep.length }, 're-executing the supervisor');
     native.execve(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], env, keep);

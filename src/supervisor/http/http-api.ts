@@ -34,8 +34,6 @@ export interface HttpApi {
   snapshot(): HttpHandover;
   /** The restart did not happen: accept and serve again. */
   resume(): void;
-  /** The fds a snapshot hands over. */
-  handoverFds(state: HttpHandover): number[];
 }
 
 export type { HttpHandover };
@@ -357,6 +355,5 @@ export async function createHttpApi(
     quiet: () => tracker.quiet(),
     snapshot,
     resume,
-    handoverFds: (state) => [state.listenFd, ...(state.unixFd === null ? [] : [state.unixFd]), ...state.idle.map((c) => c.fd)],
   };
 }
