@@ -12,6 +12,7 @@ import { createLineServer, LineServer, LineServerState } from './line/line-serve
 import { Metrics } from './metrics';
 import type { RestartResult } from './runs/run-service';
 import { Supervisor, SupervisorHandover } from './runs/supervisor';
+import { StateLock } from './store/state-lock';
 
 /** Everything one supervisor image hands the next across the execve. */
 interface Handover {
@@ -19,6 +20,8 @@ interface Handover {
   supervisor: SupervisorHandover;
   http: HttpHandover;
   line: LineServerState | null;
+  /** The state directory's lock (absent from a supervisor that held none). */
+  lockFd?: number;
   restartResult: RestartResult;
   restarts: number;
 }
@@ -38,6 +41,8 @@ export async function main(config: SupervisorConfig): Promise<void> {
     closeOnExec(inherited);
   }
 
+  // Before anything in the state directory is read or changed.
+  const lock = inherited?.lockFd !== undefined ? StateLock.adopt(config.stateDir, inherited.lockFd) : await StateLock.acquire(config.stateDir);
   const metrics = new Metrics();
   const supervisor = new Supervisor(config, logger, metrics);
   await supervisor.init(inherited?.supervisor);
@@ -60,7 +65,7 @@ export async function main(config: SupervisorConfig): Promise<void> {
       process.exit(0);
     })());
   supervisor.onStop = stop;
-  supervisor.reexec = () => void reexec(supervisor, http, line, restarts, logger, config);
+  supervisor.reexec = () => void reexec(supervisor, http, line, lock, restarts, logger, config);
   process.on('SIGTERM', () => void stop());
   process.on('SIGINT', () => void stop());
   process.on('SIGHUP', () => {
@@ -79,7 +84,7 @@ let reexecuting = false;
  * synchronous stretch (libuv moves no byte in between), the state is written
  * and the supervisor execve()s itself, keeping exactly the fds it hands over.
  */
-async function reexec(supervisor: Supervisor, http: HttpApi, line: LineServer | null, restarts: number, logger: pino.Logger, config: SupervisorConfig): Promise<void> {
+async function reexec(supervisor: Supervisor, http: HttpApi, line: LineServer | null, lock: StateLock, restarts: number, logger: pino.Logger, config: SupervisorConfig): Promise<void> {
   if (reexecuting) return;
   reexecuting = true;
   const result = supervisor.health().zygote;
@@ -94,6 +99,7 @@ async function reexec(supervisor: Supervisor, http: HttpApi, line: LineServer | 
       supervisor: supervisor.handover(),
       http: http.snapshot(),
       line: line?.snapshot() ?? null,
+      lockFd: lock.fd,
       restartResult: { ok: true, appVersion: result.appVersion, loadedAt: result.loadedAt },
       restarts,
     };

@@ -1,6 +1,6 @@
 // Runs in the supervisor, on both sides of a restart's execve: the one list
 // of the fds a handover names (zygote channels, HTTP and line-protocol
-// listeners and connections). The old image keeps
+// listeners and connections, the state directory's lock). The old image keeps
 // exactly these across the execve (native/exec.cc clears their close-on-exec
 // flag for it); the new image sets the flag again on every one of them before
 // it spawns anything. Without that, from the second restart on every zygote
@@ -15,6 +15,8 @@ export interface HandedFds {
   supervisor: { zygotes: Array<{ fd: number }> };
   http: HttpHandover;
   line: LineServerState | null;
+  /** Absent in a handover from a supervisor that held no lock. */
+  lockFd?: number;
 }
 
 export function handoverFds(state: HandedFds): number[] {
@@ -25,6 +27,7 @@ export function handoverFds(state: HandedFds): number[] {
     ...(http.unixFd === null ? [] : [http.unixFd]),
     ...http.idle.map((c) => c.fd),
     ...(line === null ? [] : [...(line.listenFd === null ? [] : [line.listenFd]), ...line.connections.map((c) => c.fd)]),
+    ...(state.lockFd === undefined ? [] : [state.lockFd]),
   ];
 }
 
