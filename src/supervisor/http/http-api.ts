@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
+import * as path from 'node:path';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyReply } from 'fastify';
 import type pino from 'pino';
 import { ForkdError } from '../../errors';
@@ -277,6 +278,12 @@ export async function createHttpApi(
       const umask = process.umask(0o177);
       try {
         await listenOn(unix, inherited?.unixFd != null ? { fd: inherited.unixFd } : { path: config.socket });
+      } catch (error) {
+        const e = error as NodeJS.ErrnoException;
+        // libuv reports a missing directory as EACCES (as Windows would).
+        const dir = path.dirname(config.socket);
+        const hint = fs.existsSync(dir) ? '' : ` (the directory ${dir} does not exist)`;
+        throw new ForkdError('FORKD_ERR_INVALID_ARG', `cannot listen on --socket ${config.socket}: ${e.code ?? e.message}${hint}`, { cause: error });
       } finally {
         process.umask(umask);
       }

@@ -63,6 +63,8 @@ export class Supervisor implements RunService {
   private readonly store: RunStore;
   private zygote: ZygoteHandle | null = null;
   private readonly retiring = new Set<ZygoteHandle>();
+  /** A restart's new zygote while it loads (not yet current). */
+  private loading: ZygoteHandle | null = null;
   private zygoteRestarts = 0;
   private loadFailures = 0;
   private lastZygoteError: string | null = null;
@@ -637,11 +639,13 @@ export class Supervisor implements RunService {
 
   private async swapZygote(): Promise<RestartResult> {
     const fresh = ZygoteHandle.spawn(this.config.app, this.config.spawnTimeoutMs, this.config.prefork);
+    this.loading = fresh;
     const outcome = await new Promise<{ ok: true } | { ok: false; error: string }>((resolve) => {
       fresh.once('ready', () => resolve({ ok: true }));
       fresh.once('load_failed', (error) => resolve({ ok: false, error: error.message }));
       fresh.once('died', ({ code, signal }) => resolve({ ok: false, error: `the new zygote exited during load (code ${code}, signal ${signal})` }));
     });
+    this.loading = null;
     if (!outcome.ok) {
       fresh.kill();
       this.logger.warn({ error: outcome.error }, 'restart refused: the new application code failed to load');
@@ -686,6 +690,16 @@ export class Supervisor implements RunService {
     await allEnded(this.config.killGraceMs);
     for (const e of running()) this.signalGroup(e, 'SIGKILL');
     await allEnded(ZYGOTE_REPORT_GRACE_MS + 500);
+    this.killLoadingZygotes();
     for (const z of [this.zygote, ...this.retiring]) z?.retire();
+  }
+
+  /**
+   * SIGKILLs every zygote still loading the app: it has forked nothing, and
+   * it reads no message (nor sees its channel close) until its load is done,
+   * which may be never.
+   */
+  killLoadingZygotes(): void {
+    for (const z of [this.zygote, this.loading]) if (z !== null && z.state === 'starting') z.kill('SIGKILL');
   }
 }
