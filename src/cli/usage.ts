@@ -55,10 +55,9 @@ Starts the daemon: a supervisor serving the HTTP API and a zygote that loads FIL
   run: `Usage: forkd run HANDLER [options]
 
 Starts a run of HANDLER. Prints its id, or with --wait follows it: prints its
-stdout and stderr as they come, then its result, and exits with its exit code
-(128 + N when a signal N ended it). While it follows, Ctrl-C (SIGINT), SIGTERM
-and SIGHUP are sent on to the run; a second one stops waiting and leaves the
-run going.
+stdout and stderr as they come, then its result, and exits with its status
+(below). While it follows, Ctrl-C (SIGINT), SIGTERM and SIGHUP are sent on to
+the run; a second one stops waiting and leaves the run going.
 
   --args JSON          the handler's arguments (default: none)
   --id ID              the run's id (default: generated)
@@ -66,6 +65,18 @@ run going.
   --env K=V            an environment variable for the run (repeatable)
   --wait               follow the run to its end
   --json               print the run's record as JSON instead of its id
+
+Exit status with --wait, by how the run ended:
+  exited               its exit code (a handler that throws: 1)
+  killed               128 + N for signal N, as a shell reports it (SIGKILL: 137)
+  timed_out            124, as timeout(1), whatever the run exited with after its SIGTERM
+  failed_to_start      127, as a shell for a command it could not run (the handler never ran)
+  lost                 255: it ended, but how could not be recovered
+Without --wait: 0 once the run has started, 127 when it failed to start.
+The line protocol's check reports the same numbers for the last two.
+Either way: 1 when forkd itself failed (the daemon unreachable, the request
+refused), 2 for a wrong command line, and 128 + N when a second signal N
+stopped the waiting.
 
 ${CONNECT}`,
 
