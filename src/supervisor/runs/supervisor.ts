@@ -397,7 +397,7 @@ export class Supervisor implements RunService {
     const report = this.store.readStatus(entry.record.id);
     if (status === null) {
       if (report === null || report.exitCode === undefined) {
-        this.finalize(entry, 'lost', { code: null, signal: null, rusage: null }, report, new Error('the run ended but its exit status could not be recovered (its parent zygote reaped it and is gone)'));
+        this.finalize(entry, 'lost', { code: null, signal: null, rusage: null }, report, new ForkdError('FORKD_ERR_CHILD_LOST', 'the run ended but its exit status could not be recovered (its parent zygote reaped it and is gone)'));
         return;
       }
       status = { code: report.exitCode, signal: null, rusage: null };
