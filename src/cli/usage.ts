@@ -39,7 +39,7 @@ Starts the daemon: a supervisor serving the HTTP API and a zygote that loads FIL
   --token TOKEN              require "Authorization: Bearer TOKEN" (or FORKD_TOKEN; 16+ characters)
   --line-port N              serve the Phprocksyd line protocol on this port (off by default)
   --line-host HOST           its address (loopback only; default: --host)
-  --state-dir DIR            run records and output (default ./.forkd)
+  --state-dir DIR            run records and output (default ./.forkd); one daemon per DIR (DIR/lock)
   --max-running N            concurrent runs; more are refused (default 64)
   --retain N                 finished records kept (default 1000)
   --max-output-bytes N       per run and stream (default 10 MiB)
@@ -50,7 +50,11 @@ Starts the daemon: a supervisor serving the HTTP API and a zygote that loads FIL
   --max-connections N        open HTTP connections (default 1024)
   --stop-timeout N           ms running jobs get on stop before they are terminated (default 10000)
   --prefork N                zygote prefork pool (default 0)
-  --log-level LEVEL          trace, debug, info, warn, error (default info; logs go to stderr)`,
+  --log-level LEVEL          trace, debug, info, warn, error (default info; logs go to stderr)
+
+Exits 1 at once, with one line on stderr, when an address cannot be listened
+on (--port, --line-port, --socket busy) or another daemon holds --state-dir.
+SIGTERM or SIGINT stops it gracefully at any stage, SIGHUP restarts it.`,
 
   run: `Usage: forkd run HANDLER [options]
 
