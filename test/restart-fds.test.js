@@ -14,7 +14,7 @@ const { tmpDir, within } = require('./helpers');
 const { startDaemon } = require('./daemon');
 const { LineClient } = require('./line-client');
 
-const RESTARTS = 5;
+const RESTARTS = 10;
 
 /**
  * The socket inodes in /proc/PID/fd, or null when the process is gone or not
