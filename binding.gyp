@@ -17,7 +17,8 @@
         "native/signals.cc",
         "native/process.cc",
         "native/exec.cc",
-        "native/job_pipe.cc"
+        "native/job_pipe.cc",
+        "native/lock.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_DISABLE_CPP_EXCEPTIONS", "_GNU_SOURCE"],

@@ -10,6 +10,7 @@
 #include "fork.h"
 #include "heap_sweep.h"
 #include "job_pipe.h"
+#include "lock.h"
 #include "mmap_layout.h"
 #include "process.h"
 #include "signals.h"
@@ -61,6 +62,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("keepPipePath", Napi::Function::New(env, KeepPipePath));
   exports.Set("flushStdio", Napi::Function::New(env, FlushStdioJs));
   exports.Set("execve", Napi::Function::New(env, Execve));
+  exports.Set("setCloexec", Napi::Function::New(env, SetCloexecJs));
+  exports.Set("lockExclusive", Napi::Function::New(env, LockExclusive));
   exports.Set("jobPipe", Napi::Function::New(env, JobPipe));
   exports.Set("readJobLine", Napi::Function::New(env, ReadJobLine));
   exports.Set("writeJobLine", Napi::Function::New(env, WriteJobLine));

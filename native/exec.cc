@@ -1,7 +1,10 @@
 // execve() for a process that wants to become a new version of itself (the
 // supervisor's graceful restart) and keep exactly the fds it names: the
 // listening sockets and open connections it hands over. Every other fd is
-// marked close-on-exec first, so nothing leaks across restarts.
+// marked close-on-exec first, so nothing leaks across restarts. The kept fds
+// arrive in the new image without close-on-exec (that is how they crossed):
+// the new image marks them again with setCloexec() before it starts any
+// process, or every zygote and run forked later would hold them.
 #include "exec.h"
 
 #include <dirent.h>
@@ -60,12 +63,28 @@ Napi::Value Execve(const Napi::CallbackInfo& info) {
     Napi::Array arr = info[3].As<Napi::Array>();
     for (uint32_t i = 0; i < arr.Length(); i++) keep.insert(arr.Get(i).As<Napi::Number>().Int32Value());
   }
+  // A failed execve leaves the process as it was: the kept fds get their
+  // close-on-exec flag back, so a later spawn does not inherit them.
+  std::vector<int> cleared;
+  auto restore = [&cleared]() {
+    for (int fd : cleared) SetCloexec(fd, true);
+  };
   for (int fd : keep) {
-    if (SetCloexec(fd, false) != 0) return ThrowErrno(env, errno, "fcntl", ("fd " + std::to_string(fd) + " to keep is not open").c_str());
+    int flags = fcntl(fd, F_GETFD);
+    if (flags < 0 || SetCloexec(fd, false) != 0) {
+      int saved = errno;
+      restore();
+      return ThrowErrno(env, saved, "fcntl", ("fd " + std::to_string(fd) + " to keep is not open").c_str());
+    }
+    if ((flags & FD_CLOEXEC) != 0 && fd > 2) cleared.push_back(fd);
   }
   std::vector<int> marked;
   DIR* dir = opendir("/proc/self/fd");
-  if (dir == nullptr) return ThrowErrno(env, errno, "opendir");
+  if (dir == nullptr) {
+    int saved = errno;
+    restore();
+    return ThrowErrno(env, saved, "opendir");
+  }
   int self = dirfd(dir);
   while (dirent* entry = readdir(dir)) {
     if (entry->d_name[0] == '.') continue;
@@ -86,7 +105,23 @@ Napi::Value Execve(const Napi::CallbackInfo& info) {
   execve(file.c_str(), c_argv.data(), c_env.data());
   int saved = errno;
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  restore();
   return ThrowErrno(env, saved, "execve", file.c_str());
+}
+
+// setCloexec(fds[]): marks each fd close-on-exec. For the fds a restart's
+// execve handed over, once the new image has them (see above).
+Napi::Value SetCloexecJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArray()) return ThrowType(env, "argument 0 must be an array of fds");
+  Napi::Array arr = info[0].As<Napi::Array>();
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    Napi::Value item = arr.Get(i);
+    if (!item.IsNumber()) return ThrowType(env, "argument 0 must be an array of fds");
+    int fd = item.As<Napi::Number>().Int32Value();
+    if (SetCloexec(fd, true) != 0) return ThrowErrno(env, errno, "fcntl", ("cannot mark fd " + std::to_string(fd) + " close-on-exec").c_str());
+  }
+  return env.Undefined();
 }
 
 }  // namespace forkd

@@ -4,4 +4,6 @@
 namespace forkd {
 // JS: execve(file, argv[], env[], keepFds[]) -> never returns on success.
 Napi::Value Execve(const Napi::CallbackInfo& info);
+// JS: setCloexec(fds[]): each fd is closed by the next execve (and so by every spawn).
+Napi::Value SetCloexecJs(const Napi::CallbackInfo& info);
 }  // namespace forkd

@@ -8,7 +8,7 @@ export const codes = {
   FORKD_ERR_FORK_UNSAFE: 'the process is in a state where fork() is not safe',
   FORKD_ERR_NOT_FORKED_CHILD: 'only a process created by forkd.fork() may do this',
   FORKD_ERR_RESULT_NOT_SERIALIZABLE: 'the job returned a value JSON cannot carry',
-  FORKD_ERR_CHILD_LOST: 'the child ended without reporting its result',
+  FORKD_ERR_CHILD_LOST: 'the run ended and neither its exit status nor its result could be recovered',
   FORKD_ERR_UNKNOWN_HANDLER: 'no handler of that name is registered',
   FORKD_ERR_APP_LOAD: 'the application module failed to load',
   FORKD_ERR_ZYGOTE_UNAVAILABLE: 'the zygote is not running',
@@ -20,6 +20,7 @@ export const codes = {
   FORKD_ERR_PROTOCOL: 'a message on a forkd channel is malformed',
   FORKD_ERR_LINE_TOO_LONG: 'a line-protocol request is longer than --max-line',
   FORKD_ERR_STATE_FILE: 'the state file is missing, foreign or corrupt',
+  FORKD_ERR_STATE_LOCKED: 'another daemon holds the state directory',
   FORKD_ERR_HTTP: 'the daemon answered with an error',
   FORKD_ERR_CONNECT: 'the daemon could not be reached',
   FORKD_ERR_RUN_ENDED: 'the run has already ended',
@@ -49,12 +50,3 @@ export function invalidArg(name: string, expected: string, got: unknown): ForkdE
   return new ForkdError('FORKD_ERR_INVALID_ARG', `${name} must be ${expected}, got ${shown}`);
 }
 
-/** The one message of FORKD_ERR_RUN_NOT_FOUND, whichever front end asked. */
-export function runNotFound(id: unknown): ForkdError {
-  return new ForkdError('FORKD_ERR_RUN_NOT_FOUND', `no run has the id ${JSON.stringify(id)}`);
-}
-
-/** The one message of FORKD_ERR_RUN_RUNNING: what was asked needs the run to have ended. */
-export function runStillRunning(id: string): ForkdError {
-  return new ForkdError('FORKD_ERR_RUN_RUNNING', `run ${JSON.stringify(id)} is still running: signal it first, then free it once it has ended`);
-}

@@ -49,6 +49,10 @@ export interface Native {
   dupFd(fd: number): number;
   keepPipePath(fd: number): void;
   execve(file: string, argv: string[], env: string[], keepFds: number[]): never;
+  /** Marks each fd close-on-exec (the fds a restart's execve handed over, once they have arrived). */
+  setCloexec(fds: number[]): void;
+  /** flock(fd, LOCK_EX | LOCK_NB): false when another open file holds the lock. */
+  lockExclusive(fd: number): boolean;
   /** A prefork child's job pipe: [readFd, writeFd], close-on-exec, the write end non-blocking. */
   jobPipe(): [number, number];
   /** Blocks for one whole line on fd: the line, null at EOF first, undefined when a signal waits for the loop. */

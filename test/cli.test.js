@@ -1,6 +1,7 @@
 // The `forkd` CLI end to end, each command a child process against a real
 // daemon (test/daemon.js): what it prints, and that exit statuses carry the
-// run's (code, or 128 + signal) and errors are one line with a non-zero status.
+// run's (code, 128 + signal, 124 for a timeout) and errors are one line with a
+// non-zero status.
 'use strict';
 const { suite } = require('uvu');
 const assert = require('uvu/assert');
@@ -45,7 +46,7 @@ withDaemon('run --wait prints the output as it comes, then the result, and exits
   assert.is(res.stderr, 'err line\n');
 });
 
-withDaemon('run --wait exits with the run exit code, 128 + signal, and says why on stderr', async () => {
+withDaemon('run --wait exits with the run exit code, 128 + signal, 124 for a timeout, and says why on stderr', async () => {
   const seven = await forkd('run', 'exit', '--args', '{"code":7}', '--wait');
   assert.is(seven.code, 7);
   assert.match(seven.stderr, /^forkd: run \S+ exited \(exit code 7\)\n$/);
@@ -56,7 +57,7 @@ withDaemon('run --wait exits with the run exit code, 128 + signal, and says why 
   assert.is(killed.code, 128 + 9);
   assert.match(killed.stderr, /killed \(signal SIGKILL\)/);
   const timedOut = await forkd('run', 'stubborn', '--timeout-ms', '100', '--wait');
-  assert.is(timedOut.code, 128 + 9);
+  assert.is(timedOut.code, 124, 'a timeout exits as timeout(1) does');
   assert.match(timedOut.stderr, /timed out \(signal SIGKILL\)/);
 });
 

@@ -1,5 +1,6 @@
 // docs/errors.md and src/errors.ts list the same error codes, each once,
-// and every row says what the code means and what to do about it.
+// every row says what the code means and what to do about it, and every code
+// is produced somewhere in src/.
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
@@ -21,6 +22,36 @@ test('errors: every code in src/errors.ts is in docs/errors.md, and no other', (
   assert.equal(defined.filter((c) => !documented.includes(c)), [], 'codes missing from docs/errors.md');
   assert.equal(documented.filter((c) => !defined.includes(c)), [], 'codes in docs/errors.md that src/errors.ts does not define');
   assert.is(new Set(documented).size, documented.length, 'a code is listed twice');
+});
+
+/** The TypeScript sources under src/, comments stripped: { file, text }. */
+function sources(dir = path.join(__dirname, '..', 'src')) {
+  const out = [];
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const file = path.join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...sources(file));
+    else if (entry.name.endsWith('.ts')) {
+      const text = fs
+        .readFileSync(file, 'utf8')
+        .replace(/\/\*[\s\S]*?\*\//g, '')
+        .replace(/(^|\s)\/\/.*$/gm, '$1');
+      out.push({ file: path.relative(path.join(__dirname, '..'), file), text });
+    }
+  }
+  return out;
+}
+
+test('errors: every documented code is produced somewhere in src/ (not only compared against or declared)', () => {
+  const files = sources().filter((f) => f.file !== path.join('src', 'errors.ts'));
+  const unproduced = [];
+  for (const cells of rows) {
+    const code = cells[0].replace(/`/g, '');
+    // A quoted literal that is not the right side of a comparison or a case label.
+    const literal = new RegExp(`(===|!==|case)?\\s*(['"\`])${code}\\2`, 'g');
+    const produced = files.some(({ text }) => [...text.matchAll(literal)].some((m) => m[1] === undefined));
+    if (!produced) unproduced.push(code);
+  }
+  assert.equal(unproduced, [], 'documented codes that nothing in src/ creates');
 });
 
 test('errors: each row says what the code means and what to do', () => {

@@ -19,6 +19,12 @@ export function serializeError(error: unknown): { name: string; message: string;
   return { name: 'Error', message: `non-error thrown: ${typeof error === 'string' ? error : JSON.stringify(error) ?? String(error)}` };
 }
 
+/** A job's return value that JSON cannot carry (a BigInt, a cycle): the same error from forkRun and from a daemon run. */
+export function resultNotSerializable(cause: unknown): ForkdError {
+  const why = cause instanceof Error ? cause.message : String(cause);
+  return new ForkdError('FORKD_ERR_RESULT_NOT_SERIALIZABLE', `the job's return value cannot be sent as JSON: ${why}`, { cause });
+}
+
 /** Applies forkRun's per-child options in the child (also used by a prefork child when it gets its job). */
 export function applyChildOptions(options: ValidatedOptions): void {
   if (options.newSession) native.setsid();
@@ -79,7 +85,7 @@ export function runJobInChild(fn: (ctx: RunContext) => unknown, options: Validat
         try {
           line = JSON.stringify((value === undefined ? { t: 'result' } : { t: 'result', value }) satisfies ChildOutcome);
         } catch (error) {
-          fail(new ForkdError('FORKD_ERR_RESULT_NOT_SERIALIZABLE', `the job's return value cannot be sent as JSON: ${(error as Error).message}`));
+          fail(resultNotSerializable(error));
           process.exit(1);
         }
         report(line);

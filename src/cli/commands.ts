@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { constants as osConstants } from 'node:os';
 import type { Writable } from 'node:stream';
 import type { ForkdClient, RunRecord, RunState } from '../client/client';
-import { runStates } from '../supervisor/runs/run-record';
+import { STATUS_FAILED_TO_START, STATUS_LOST, runStates } from '../supervisor/runs/run-record';
 import { UsageError, intOption, parseCommand, type Parsed } from './args';
 
 export interface Io {
@@ -28,11 +28,34 @@ function json(value: unknown): string {
   return `${JSON.stringify(value, null, 2)}\n`;
 }
 
-/** The status a shell sees for a run: its exit code, 128 + N for a signal N, 1 when neither is known. */
+/** As timeout(1) reports a command it timed out (see `forkd run --help`). */
+export const EXIT_TIMED_OUT = 124;
+/** The same numbers the line protocol's `check` gives (run-record.ts). */
+export const EXIT_FAILED_TO_START = STATUS_FAILED_TO_START;
+export const EXIT_LOST = STATUS_LOST;
+
+/**
+ * The status a shell sees for a run that has ended, as it would for a
+ * command: its exit code, 128 + N when signal N killed it, 124 for a timeout
+ * as timeout(1) reports one (whatever the run exited with after its SIGTERM,
+ * so `&&` never takes a timeout for a success), 127 for a run that could not
+ * be started, 255 when how it ended is not known.
+ */
 export function exitStatusOf(record: RunRecord): number {
-  if (record.exitCode !== null) return record.exitCode;
-  const signo = record.signal !== null ? (osConstants.signals as Record<string, number>)[record.signal] : undefined;
-  return signo !== undefined ? 128 + signo : 1;
+  switch (record.state) {
+    case 'timed_out':
+      return EXIT_TIMED_OUT;
+    case 'failed_to_start':
+      return EXIT_FAILED_TO_START;
+    case 'killed': {
+      const signo = record.signal !== null ? (osConstants.signals as Record<string, number>)[record.signal] : undefined;
+      return signo !== undefined ? 128 + signo : EXIT_LOST;
+    }
+    case 'exited':
+      return record.exitCode ?? EXIT_LOST;
+    default:
+      return EXIT_LOST;
+  }
 }
 
 function describeEnd(record: RunRecord): string {
@@ -110,7 +133,7 @@ const run: CommandSpec = {
       await write(io.stdout, values.json === true ? json(record) : `${record.id}\n`);
       if (record.state !== 'failed_to_start') return 0;
       await write(io.stderr, `forkd: ${describeEnd(record)}\n`);
-      return 1;
+      return EXIT_FAILED_TO_START;
     }
     const followed = record.state === 'running' ? await followRun(c, record, io) : { final: record };
     if ('detached' in followed) {

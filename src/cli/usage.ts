@@ -39,7 +39,7 @@ Starts the daemon: a supervisor serving the HTTP API and a zygote that loads FIL
   --token TOKEN              require "Authorization: Bearer TOKEN" (or FORKD_TOKEN; 16+ characters)
   --line-port N              serve the Phprocksyd line protocol on this port (off by default)
   --line-host HOST           its address (loopback only; default: --host)
-  --state-dir DIR            run records and output (default ./.forkd)
+  --state-dir DIR            run records and output (default ./.forkd); one daemon per DIR (DIR/lock)
   --max-running N            concurrent runs; more are refused (default 64)
   --retain N                 finished records kept (default 1000)
   --max-output-bytes N       per run and stream (default 10 MiB)
@@ -50,15 +50,18 @@ Starts the daemon: a supervisor serving the HTTP API and a zygote that loads FIL
   --max-connections N        open HTTP connections (default 1024)
   --stop-timeout N           ms running jobs get on stop before they are terminated (default 10000)
   --prefork N                zygote prefork pool (default 0)
-  --log-level LEVEL          trace, debug, info, warn, error (default info; logs go to stderr)`,
+  --log-level LEVEL          trace, debug, info, warn, error (default info; logs go to stderr)
+
+Exits 1 at once, with one line on stderr, when an address cannot be listened
+on (--port, --line-port, --socket busy) or another daemon holds --state-dir.
+SIGTERM or SIGINT stops it gracefully at any stage, SIGHUP restarts it.`,
 
   run: `Usage: forkd run HANDLER [options]
 
 Starts a run of HANDLER. Prints its id, or with --wait follows it: prints its
-stdout and stderr as they come, then its result, and exits with its exit code
-(128 + N when a signal N ended it). While it follows, Ctrl-C (SIGINT), SIGTERM
-and SIGHUP are sent on to the run; a second one stops waiting and leaves the
-run going.
+stdout and stderr as they come, then its result, and exits with its status
+(below). While it follows, Ctrl-C (SIGINT), SIGTERM and SIGHUP are sent on to
+the run; a second one stops waiting and leaves the run going.
 
   --args JSON          the handler's arguments (default: none)
   --id ID              the run's id (default: generated)
@@ -66,6 +69,18 @@ run going.
   --env K=V            an environment variable for the run (repeatable)
   --wait               follow the run to its end
   --json               print the run's record as JSON instead of its id
+
+Exit status with --wait, by how the run ended:
+  exited               its exit code (a handler that throws: 1)
+  killed               128 + N for signal N, as a shell reports it (SIGKILL: 137)
+  timed_out            124, as timeout(1), whatever the run exited with after its SIGTERM
+  failed_to_start      127, as a shell for a command it could not run (the handler never ran)
+  lost                 255: it ended, but how could not be recovered
+Without --wait: 0 once the run has started, 127 when it failed to start.
+The line protocol's check reports the same numbers for the last two.
+Either way: 1 when forkd itself failed (the daemon unreachable, the request
+refused), 2 for a wrong command line, and 128 + N when a second signal N
+stopped the waiting.
 
 ${CONNECT}`,
 

@@ -57,6 +57,8 @@ interface Answer {
 }
 
 const DEFAULT_URL = 'http://127.0.0.1:7070';
+/** The longest wait the daemon grants one GET /v1/runs/:id?waitMs=N (http-routes.ts). */
+const MAX_WAIT_MS = 60_000;
 
 function isErrorCode(code: unknown): code is ErrorCode {
   return typeof code === 'string' && Object.hasOwn(codes, code);
@@ -119,7 +121,12 @@ export class ForkdClient {
     if (options.id !== undefined) body.id = options.id;
     if (options.timeoutMs !== undefined) body.timeoutMs = options.timeoutMs;
     if (options.env !== undefined) body.env = options.env;
-    return this.json<RunRecord>('POST', options.wait === true ? '/v1/runs?wait=true' : '/v1/runs', body, options.wait === true ? null : this.timeoutMs);
+    if (options.wait !== true) return this.json<RunRecord>('POST', '/v1/runs', body, this.timeoutMs);
+    let record = await this.json<RunRecord>('POST', '/v1/runs?wait=true', body, null);
+    // The daemon answers a wait early, with the run still running, when it
+    // restarts (a request cannot cross its execve) or stops: wait again.
+    while (record.state === 'running') record = await this.get(record.id, { waitMs: MAX_WAIT_MS });
+    return record;
   }
 
   /** A run's record; with `waitMs`, waits up to that long (the daemon caps it at 60 s) for the run to end. */

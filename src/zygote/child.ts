@@ -5,7 +5,7 @@
 import { renameSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fatalError } from '../child/exit';
-import { serializeError } from '../child/job-child';
+import { resultNotSerializable, serializeError } from '../child/job-child';
 import type { RunContext } from '../lib/job-types';
 import { STATUS_NEXT, overwriteFile } from '../protocol/run-files';
 import type { ChildReport, MemoryUsage, SpawnRequest } from '../protocol/zygote-messages';
@@ -91,7 +91,12 @@ export async function runRequest(app: LoadedApp, request: SpawnRequest, ctx: Run
     // Absent args travel as JSON null; the handler gets undefined, so its
     // parameter defaults (`{ url } = {}`) apply.
     const value = await handler(request.args === null ? undefined : request.args, hctx);
-    JSON.stringify(value); // a value JSON cannot carry fails the run here, with the reason
+    // A value JSON cannot carry fails the run here, as forkRun fails a job.
+    try {
+      JSON.stringify(value);
+    } catch (error) {
+      throw resultNotSerializable(error);
+    }
     report.value = value;
     report.ok = true;
   } catch (error) {

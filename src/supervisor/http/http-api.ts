@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
+import * as path from 'node:path';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyReply } from 'fastify';
 import type pino from 'pino';
 import { ForkdError } from '../../errors';
@@ -34,8 +35,6 @@ export interface HttpApi {
   snapshot(): HttpHandover;
   /** The restart did not happen: accept and serve again. */
   resume(): void;
-  /** The fds a snapshot hands over. */
-  handoverFds(state: HttpHandover): number[];
 }
 
 export type { HttpHandover };
@@ -248,7 +247,8 @@ export async function createHttpApi(
 
   async function listen(): Promise<void> {
     await app.ready();
-    if (config.socket !== null) await clearStaleSocket(config.socket);
+    // After a restart the socket file is ours, live through the inherited fd.
+    if (config.socket !== null && inherited?.unixFd == null) await clearStaleSocket(config.socket);
     try {
       // After a restart: the very socket the previous image listened on.
       await listenOn(server, inherited !== undefined ? { fd: inherited.listenFd } : { host: config.host, port: config.port });
@@ -278,6 +278,12 @@ export async function createHttpApi(
       const umask = process.umask(0o177);
       try {
         await listenOn(unix, inherited?.unixFd != null ? { fd: inherited.unixFd } : { path: config.socket });
+      } catch (error) {
+        const e = error as NodeJS.ErrnoException;
+        // libuv reports a missing directory as EACCES (as Windows would).
+        const dir = path.dirname(config.socket);
+        const hint = fs.existsSync(dir) ? '' : ` (the directory ${dir} does not exist)`;
+        throw new ForkdError('FORKD_ERR_INVALID_ARG', `cannot listen on --socket ${config.socket}: ${e.code ?? e.message}${hint}`, { cause: error });
       } finally {
         process.umask(umask);
       }
@@ -356,6 +362,5 @@ export async function createHttpApi(
     quiet: () => tracker.quiet(),
     snapshot,
     resume,
-    handoverFds: (state) => [state.listenFd, ...(state.unixFd === null ? [] : [state.unixFd]), ...state.idle.map((c) => c.fd)],
   };
 }

@@ -4,7 +4,8 @@
 // fields), the RunService decides everything else.
 import { signalName } from '../../lib/signals';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ForkdError, runNotFound, runStillRunning } from '../../errors';
+import { ForkdError } from '../../errors';
+import { runNotFound, runStillRunning } from '../runs/run-errors';
 import { RUN_ID_PATTERN, checkRunRequest, checkRunSignal } from '../../protocol/run-request';
 import type { Metrics } from '../metrics';
 import { isFinished, runStates, type RunRecord, type RunState } from '../runs/run-record';

@@ -5,7 +5,7 @@
 import { constants } from 'node:os';
 import type { Logger } from 'pino';
 import { ForkdError } from '../../errors';
-import type { RunRecord } from '../runs/run-record';
+import { STATUS_FAILED_TO_START, STATUS_LOST, type RunRecord } from '../runs/run-record';
 import type { RestartResult, RunService } from '../runs/run-service';
 
 /** A reply is one JSON object on one line. */
@@ -38,10 +38,9 @@ export const unknownRequest = (name: string, json: string): LineReply => text(`U
 export const restartFailed = (why: string): LineReply => text(`Restart failed: ${why}`);
 export const lineTooLong = (limit: number): LineReply => text(`Line too long: more than ${limit} bytes`);
 
-/** Exit status reported for a run that never started (the shell's "could not execute"). */
-export const RETCODE_FAILED_TO_START = 127;
-/** Exit status reported for a run whose process vanished without a status. */
-export const RETCODE_LOST = 255;
+/** Exit status reported for a run that never started, and for one whose process vanished without a status. */
+export const RETCODE_FAILED_TO_START = STATUS_FAILED_TO_START;
+export const RETCODE_LOST = STATUS_LOST;
 /** Deeper params are refused: JSON.stringify and structured clone overflow the stack on them. */
 export const MAX_PARAMS_DEPTH = 64;
 

@@ -4,6 +4,7 @@
 // replies not written) exportable so it survives an execve of the supervisor.
 import * as net from 'node:net';
 import type { Logger } from 'pino';
+import { ForkdError } from '../../errors';
 import type { SupervisorConfig } from '../config';
 import { fdOf } from '../restart/handle-fd';
 import { LineFramer, LineTooLongError } from './line-framing';
@@ -356,7 +357,6 @@ export function createLineServer(service: RunService, config: SupervisorConfig, 
   // and still gets every reply before we close ours.
   const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false });
   server.on('connection', (socket) => accept(socket));
-  server.on('error', (error) => logger.error({ err: error }, 'line-protocol server error'));
 
   function accept(socket: net.Socket): LineConnection | null {
     if (closing !== null) {
@@ -415,10 +415,16 @@ export function createLineServer(service: RunService, config: SupervisorConfig, 
 
     listen() {
       return new Promise<void>((resolve, reject) => {
-        const onError = (error: Error): void => reject(error);
+        const onError = (error: NodeJS.ErrnoException): void => {
+          const where = `${config.lineHost}:${config.linePort ?? 0}`;
+          const hint = error.code === 'EADDRINUSE' ? ' (is another `forkd serve` running? pick another --line-port)' : '';
+          reject(new ForkdError('FORKD_ERR_INVALID_ARG', `cannot listen on the line port ${where}: ${error.code ?? error.message}${hint}`, { cause: error }));
+        };
         server.once('error', onError);
         const ready = (): void => {
           server.off('error', onError);
+          // Errors while listening fail listen() (and the start); later ones are logged.
+          server.on('error', (error) => logger.error({ err: error }, 'line-protocol server error'));
           logger.info({ address: server.address() }, 'line protocol listening');
           if (deps.inherited !== undefined) adoptConnections(deps.inherited);
           resolve();

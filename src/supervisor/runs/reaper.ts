@@ -6,6 +6,7 @@
 //     subreaper, so the orphan is ours to wait for (follow);
 //   - a SIGCHLD sweep finds a run's zombie among our children (sweepOrphans).
 // The child's status.json supplies the result when no report carries it.
+import { ForkdError } from '../../errors';
 import { ExitWatch, ExitInfo } from '../../lib/exit-watch';
 import { signalName } from '../../lib/signals';
 import { native } from '../../native';
@@ -110,7 +111,7 @@ export class Reaper {
     const report = this.store.readStatus(entry.record.id);
     if (status === null) {
       if (report === null || report.exitCode === undefined) {
-        this.table.finalize(entry, 'lost', { code: null, signal: null, rusage: null }, report, new Error('the run ended but its exit status could not be recovered (its parent zygote reaped it and is gone)'));
+        this.table.finalize(entry, 'lost', { code: null, signal: null, rusage: null }, report, new ForkdError('FORKD_ERR_CHILD_LOST', 'the run ended but its exit status could not be recovered (its parent zygote reaped it and is gone)'));
         return;
       }
       status = { code: report.exitCode, signal: null, rusage: null };

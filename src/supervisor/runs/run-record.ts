@@ -33,6 +33,15 @@ export interface RunRecord {
   output: { stdoutBytes: number; stderrBytes: number; truncated: boolean };
 }
 
+/**
+ * The exit status forkd reports (line-protocol `check`, `forkd run`) for the
+ * two end states that have none of their own: a run that never started (the
+ * shell's 127, "could not run it"), and a run whose status nobody could
+ * recover (255).
+ */
+export const STATUS_FAILED_TO_START = 127;
+export const STATUS_LOST = 255;
+
 /** The run has ended, whichever way. */
 export function isFinished(record: RunRecord): boolean {
   return record.state !== 'running';

@@ -3,7 +3,7 @@
 // and persisted, where --retain frees the oldest records, and what queries
 // read. Deciding how a run ended is the reaper's (reaper.ts).
 import type { Logger } from 'pino';
-import { runNotFound, runStillRunning } from '../../errors';
+import { runNotFound, runStillRunning } from './run-errors';
 import type { ChildReport, Rusage } from '../../protocol/zygote-messages';
 import type { Metrics } from '../metrics';
 import type { RunStore } from '../store/run-store';

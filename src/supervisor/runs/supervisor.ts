@@ -290,6 +290,12 @@ export class Supervisor implements RunService {
     await allEnded(this.config.killGraceMs);
     for (const e of this.table.runningEntries()) this.signalGroup(e, 'SIGKILL');
     await allEnded(ZYGOTE_REPORT_GRACE_MS + 500);
+    this.zygotes.killLoading();
     this.zygotes.retireAll();
+  }
+
+  /** A stop during the start, or during a restart's load: no zygote still loading survives it. */
+  killLoadingZygotes(): void {
+    this.zygotes.killLoading();
   }
 }

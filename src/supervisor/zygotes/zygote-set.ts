@@ -20,6 +20,8 @@ export interface ZygoteSettings {
 
 export class ZygoteSet {
   private current: ZygoteHandle | null = null;
+  /** A restart's new zygote while it loads (not yet current). */
+  private loading: ZygoteHandle | null = null;
   private readonly retiring = new Set<ZygoteHandle>();
   private restarts = 0;
   private loadFailures = 0;
@@ -107,11 +109,13 @@ export class ZygoteSet {
    */
   async reload(): Promise<RestartResult> {
     const fresh = this.spawn();
+    this.loading = fresh;
     const outcome = await new Promise<{ ok: true } | { ok: false; error: string }>((resolve) => {
       fresh.once('ready', () => resolve({ ok: true }));
       fresh.once('load_failed', (error) => resolve({ ok: false, error: error.message }));
       fresh.once('died', ({ code, signal }) => resolve({ ok: false, error: `the new zygote exited during load (code ${code}, signal ${signal})` }));
     });
+    this.loading = null;
     if (!outcome.ok) {
       fresh.kill();
       this.logger.warn({ error: outcome.error }, 'restart refused: the new application code failed to load');
@@ -133,6 +137,15 @@ export class ZygoteSet {
   stop(): void {
     this.stopped = true;
     this.cancelReplacement();
+  }
+
+  /**
+   * SIGKILLs every zygote still loading the app: it has forked nothing, and
+   * it reads no message (nor sees its channel close) until its load is done,
+   * which may be never.
+   */
+  killLoading(): void {
+    for (const z of [this.current, this.loading]) if (z !== null && z.state === 'starting') z.kill('SIGKILL');
   }
 
   /** Lets every zygote exit once asked; running children carry on. */
