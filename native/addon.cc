@@ -39,6 +39,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("dieBySignal", Napi::Function::New(env, DieBySignal));
   exports.Set("writeSync", Napi::Function::New(env, WriteSync));
   exports.Set("armDrainWatch", Napi::Function::New(env, ArmDrainWatch));
+  exports.Set("installExitHandler", Napi::Function::New(env, InstallExitHandler));
   exports.Set("watchExit", Napi::Function::New(env, WatchExit));
   exports.Set("refExit", Napi::Function::New(env, RefExit));
   exports.Set("cancelExitWatch", Napi::Function::New(env, CancelExitWatch));
