@@ -28,6 +28,8 @@ export interface Native {
   flushStdio(): void;
   armDrainWatch(processObject: NodeJS.Process): void;
   installExitHandler(): void;
+  stopChildPlatformThreads(): boolean;
+  childPlatformThreads(): number;
   watchExit(pid: number, callback: (info: NativeExitInfo) => void): number;
   refExit(id: number, ref: boolean): void;
   cancelExitWatch(id: number): void;
