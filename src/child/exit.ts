@@ -9,7 +9,8 @@ import { native } from '../native';
 
 let inChild = false;
 type FatalKind = 'uncaughtException' | 'unhandledRejection';
-let fatalHandler: ((error: unknown, kind: FatalKind) => void) | null = null;
+// Returns false when the job had already reported its outcome.
+let fatalHandler: ((error: unknown, kind: FatalKind) => boolean) | null = null;
 
 function writeBufferedStdio(): void {
   // What libuv queued goes first, then what the stream still buffers in JS
@@ -87,9 +88,12 @@ function watchFatalPath(): void {
     }
     lastFatal = error;
     // The job's error goes to its parent (forkRun) or its status (a daemon
-    // run) instead of Node's report; the child ends with Node's code.
-    fatalHandler?.(error, kind);
-    reallyExit(exitCodeOr(1));
+    // run) instead of Node's report; the child ends with Node's code. One
+    // that comes after the outcome was sent (an 'exit' listener's) has
+    // nowhere else to go: Node reports it on stderr.
+    if (fatalHandler?.(error, kind) === true) reallyExit(exitCodeOr(1));
+    writeBufferedStdio();
+    return false;
   };
 }
 
