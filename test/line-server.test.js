@@ -122,11 +122,11 @@ test('every command answers with the exact bytes of the original', async () => {
     assert.is(await c.request('terminate {"hash":1}'), J({ error_text: 'Hash not found' }));
     assert.is(await c.request('run {"hash":"x","class":"work"}'), J({ error_text: 'hash is not numeric' }));
     assert.is(await c.request('run {"class":"work"}'), J({ error_text: 'hash is not numeric' }));
-    for (const cmd of ['check', 'free', 'terminate']) {
-      assert.is(await c.request(`${cmd} {"hash":"1a"}`), J({ error_text: 'Hash is not numeric' }), cmd);
-      assert.is(await c.request(`${cmd} {"hash":-1}`), J({ error_text: 'Hash is not numeric' }), cmd);
-      assert.is(await c.request(`${cmd} {"hash":1.5}`), J({ error_text: 'Hash is not numeric' }), cmd);
-      assert.is(await c.request(`${cmd}`), J({ error_text: 'Hash is not numeric' }), cmd);
+    for (const [cmd, reply] of [['check', 'Hash is not numeric'], ['free', 'Hash not found'], ['terminate', 'Hash not found']]) {
+      assert.is(await c.request(`${cmd} {"hash":"1a"}`), J({ error_text: reply }), cmd);
+      assert.is(await c.request(`${cmd} {"hash":-1}`), J({ error_text: reply }), cmd);
+      assert.is(await c.request(`${cmd} {"hash":1.5}`), J({ error_text: reply }), cmd);
+      assert.is(await c.request(`${cmd}`), J({ error_text: reply }), cmd);
     }
     assert.is(await c.request('run {"hash":2,"class":"Nope"}'), J({ error_text: "Unknown class 'Nope'" }));
     assert.is(await c.request('run {"hash":2,"class":5}'), J({ error_text: 'class is not a string' }));

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { ForkdError } from '../../errors';
 import { STATUS_FAILED_TO_START, STATUS_LOST, type RunRecord } from '../runs/run-record';
 import type { RestartResult, RunService } from '../runs/run-service';
+import { phpJsonEncode } from './line-json';
 
 /** A reply is one JSON object on one line. */
 export type LineReply = { error_text: string } | { retcode: number };
@@ -31,6 +32,7 @@ export const replies = {
   classNotString: text('class is not a string'),
   paramsNotArray: text('params is not an array'),
   paramsTooDeep: text('params nested too deeply'),
+  tooManyConnections: text('Too many connections'),
 } as const;
 
 export const unknownClass = (name: string): LineReply => text(`Unknown class '${name}'`);
@@ -55,8 +57,9 @@ export type LineOutcome =
   /** The daemon is stopping: no reply (as the original), read nothing more. */
   | { kind: 'stop' };
 
+/** The bytes of a reply line: every reply, whatever its text, is written by this one encoder. */
 export function encodeReply(reply: LineReply): Buffer {
-  return Buffer.from(`${JSON.stringify(reply)}\n`, 'utf8');
+  return Buffer.from(`${phpJsonEncode(reply)}\n`, 'latin1');
 }
 
 /**
@@ -206,7 +209,9 @@ function check(body: unknown, service: RunService): LineReply {
 
 function free(body: unknown, service: RunService): LineReply {
   const id = hashToId(field(body, 'hash'));
-  if (id === null) return replies.hashNotNumeric;
+  // No run can have a hash that is not numeric, so "not found" is true; and
+  // it is what the original answered (it never checked the hash here).
+  if (id === null) return replies.hashNotFound;
   const record = service.get(id);
   if (record === undefined) return replies.hashNotFound;
   // The original forgot a running script and left it untracked; forkd keeps
@@ -224,7 +229,7 @@ function free(body: unknown, service: RunService): LineReply {
 
 function terminate(body: unknown, ctx: ProtocolContext): LineReply {
   const id = hashToId(field(body, 'hash'));
-  if (id === null) return replies.hashNotNumeric;
+  if (id === null) return replies.hashNotFound; // As free(), and as the original.
   const record = ctx.service.get(id);
   if (record === undefined) return replies.hashNotFound;
   if (record.state !== 'running') return replies.alreadyNotRunning;

@@ -367,7 +367,7 @@ export function createLineServer(service: RunService, config: SupervisorConfig, 
       // The only reply this client will get, to its first request.
       logger.warn({ max: config.maxConnections }, 'line-protocol connection refused: too many connections');
       socket.on('error', () => {});
-      socket.end(encodeReply({ error_text: 'Too many connections' }));
+      socket.end(encodeReply(replies.tooManyConnections));
       setTimeout(() => socket.destroy(), LINGER_MS).unref();
       return null;
     }
