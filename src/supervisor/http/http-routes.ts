@@ -9,7 +9,7 @@ import { runNotFound, runStillRunning } from '../runs/run-errors';
 import { RUN_ID_PATTERN, checkRunRequest, checkRunSignal } from '../../protocol/run-request';
 import type { Metrics } from '../metrics';
 import { isFinished, runStates, type RunRecord, type RunState } from '../runs/run-record';
-import type { OutputStream, RunService, StartRunRequest } from '../runs/run-service';
+import type { OutputStream, RunService, StartRunRequest, WaitResult } from '../runs/run-service';
 import { errorBody, statusOf } from './http-errors';
 import { followOutput, readOutput } from './http-output';
 
@@ -81,10 +81,9 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
   }
 
   /**
-   * The record once the run has ended, or as it is when maxMs pass or the
-   * wait is aborted. Waits longer than MAX_WAIT_MS go in slices; a slice that
-   * comes back early with the run still going was woken on purpose (the
-   * daemon is stopping or restarting) and is answered at once.
+   * The record once the run has ended, or as it is when maxMs pass, the
+   * wait is aborted or the daemon stops. Waits longer than MAX_WAIT_MS go in
+   * slices.
    */
   async function waitUntilEnded(id: string, maxMs: number, signal: AbortSignal): Promise<RunRecord> {
     const deadline = Date.now() + maxMs;
@@ -93,15 +92,14 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
       if (record === undefined) throw runNotFound(id);
       const slice = Math.min(deadline - Date.now(), MAX_WAIT_MS);
       if (isFinished(record) || signal.aborted || slice <= 0) return record;
-      const began = Date.now();
-      let woken: RunRecord;
+      let woken: WaitResult;
       try {
         woken = await service.waitForEnd(id, slice, signal);
       } catch (error) {
         if (!signal.aborted) throw error;
         continue;
       }
-      if (!isFinished(woken) && Date.now() - began < slice - 5) return service.get(id) ?? woken;
+      if (woken.woke === 'stopping') return woken.record;
     }
   }
 

@@ -22,7 +22,7 @@ import { procStartTime } from './proc';
 import { ZYGOTE_REPORT_GRACE_MS, Reaper } from './reaper';
 import { RunDeadlines } from './run-deadlines';
 import { RunRecord, RunState, runStates } from './run-record';
-import type { HealthReport, OutputStream, RestartResult, RunService, StartRunRequest } from './run-service';
+import type { HealthReport, OutputStream, RestartResult, RunService, StartRunRequest, WaitResult } from './run-service';
 import { RunEntry, RunTable, newEntry } from './run-table';
 
 export interface SupervisorHandover {
@@ -199,7 +199,7 @@ export class Supervisor implements RunService {
     return out;
   }
 
-  waitForEnd(id: string, timeoutMs: number, signal?: AbortSignal): Promise<RunRecord> {
+  waitForEnd(id: string, timeoutMs: number, signal?: AbortSignal): Promise<WaitResult> {
     return this.table.waitForEnd(id, timeoutMs, signal);
   }
 
