@@ -72,7 +72,7 @@ export class Supervisor implements RunService {
     native.setChildSubreaper(true);
     process.on('SIGCHLD', () => this.reaper.sweepOrphans());
     for (const stored of this.store.loadAll((file, reason) => this.logger.warn({ file, reason }, 'skipping unreadable run record'))) {
-      this.resumeRecorded(stored.record, stored.procStart);
+      this.resumeRecorded(stored.record, stored.procStart, inherited === undefined);
     }
     for (const run of inherited?.runs ?? []) {
       const entry = this.table.find(run.id);
@@ -169,8 +169,12 @@ export class Supervisor implements RunService {
     return { ...record };
   }
 
-  /** A run recorded as running by an earlier supervisor: follow it if its process is still ours, else settle it. */
-  private resumeRecorded(record: RunRecord, procStart: string | null): void {
+  /**
+   * A run recorded as running by an earlier supervisor: follow it if its
+   * process is still ours, else settle it. Its timeout is re-armed from the
+   * record unless a restart hands over its timers (`fromRecord` false).
+   */
+  private resumeRecorded(record: RunRecord, procStart: string | null, fromRecord: boolean): void {
     const entry = newEntry(record, procStart, 0n);
     this.table.add(entry);
     if (record.state !== 'running') return;
@@ -178,6 +182,7 @@ export class Supervisor implements RunService {
     if (alive) {
       this.logger.info({ runId: record.id, runPid: record.pid }, 'following a run started before this supervisor');
       this.reaper.follow(entry);
+      if (fromRecord) this.deadlines.resume(entry);
     } else {
       this.reaper.settleGone(entry);
     }
