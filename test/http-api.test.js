@@ -138,9 +138,23 @@ api('POST /v1/restart: 200 with the result, 500 FORKD_ERR_APP_LOAD when the new 
 api('POST /v1/stop answers 202 first, then stops the service', async () => {
   const res = await request(t, { method: 'POST', path: '/v1/stop' });
   assert.is(res.status, 202);
-  assert.equal(res.json, { stopping: true });
+  assert.equal(res.json, { stopping: true, leaveRuns: false });
   await until(() => t.service.stops > 0, 2000, 'service.stop()');
   assert.is(t.service.stops, 1);
+  assert.equal(t.service.stopOptions, { leaveRuns: false });
+});
+
+api('POST /v1/stop?leaveRuns=true asks for a stop that leaves the runs; another value is refused and stops nothing', async () => {
+  const before = t.service.stops;
+  const bad = await request(t, { method: 'POST', path: '/v1/stop?leaveRuns=yes' });
+  assert.is(bad.status, 400, bad.text);
+  assert.is(bad.json.error.code, 'FORKD_ERR_INVALID_ARG');
+  assert.match(bad.json.error.message, /leaveRuns/);
+  assert.is(t.service.stops, before);
+  const res = await request(t, { method: 'POST', path: '/v1/stop?leaveRuns=true' });
+  assert.equal([res.status, res.json], [202, { stopping: true, leaveRuns: true }]);
+  await until(() => t.service.stops > before, 2000, 'service.stop()');
+  assert.equal(t.service.stopOptions, { leaveRuns: true });
 });
 
 api('GET /v1/health: 200 when ok, 503 with the report when degraded', async () => {

@@ -124,8 +124,9 @@ class FakeService {
     return this.restartResult;
   }
 
-  async stop() {
+  async stop(options) {
     this.stops++;
+    this.stopOptions = options;
   }
 }
 

@@ -59,8 +59,9 @@ class FakeService {
     if (this.restartGate) await this.restartGate;
     return this.restartResult;
   }
-  async stop() {
+  async stop(options) {
     this.stops++;
+    this.stopOptions = options;
   }
 }
 
@@ -378,6 +379,29 @@ test('stop: no reply, service.stop() called, later lines ignored; close() ends t
   await within(s.line.close(), 6000, 'close');
   await c.eof();
   assert.is(c.lines.length, 0, 'nothing was answered, up to the end of the connection');
+  assert.equal(s.service.stopOptions, { leaveRuns: false });
+});
+
+test('stop {"leave_runs":true} asks for a stop that leaves the runs; a leave_runs that is not a boolean is refused and stops nothing', async () => {
+  const s = await serve();
+  const c = await s.client();
+  for (const bad of ['"true"', '1', 'null', '[]']) {
+    assert.is(await c.request(`stop {"leave_runs":${bad}}`), J({ error_text: 'leave_runs is not a boolean' }), bad);
+  }
+  assert.is(await c.request('check {"hash":1}'), J({ error_text: 'Hash not found' }), 'still serving');
+  assert.is(s.service.stops, 0);
+  c.write('stop {"leave_runs":true,"other":1}\ncheck {"hash":1}\n');
+  await within(
+    (async () => {
+      while (s.service.stops === 0) await new Promise((r) => setTimeout(r, 5));
+    })(),
+    2000,
+    'service.stop()',
+  );
+  assert.equal(s.service.stopOptions, { leaveRuns: true });
+  await within(s.line.close(), 6000, 'close');
+  await c.eof();
+  assert.is(c.lines.length, 0);
 });
 
 test('close(): in-flight requests are answered before the connection is ended', async () => {

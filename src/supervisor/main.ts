@@ -9,6 +9,7 @@ import { createHttpApi, HttpApi } from './http/http-api';
 import { createLineServer, LineServer } from './line/line-server';
 import { Metrics } from './metrics';
 import { Handover, reexec, takeHandover } from './restart/reexec';
+import type { StopOptions } from './runs/run-service';
 import { Supervisor } from './runs/supervisor';
 import { StateLock } from './store/state-lock';
 
@@ -31,7 +32,7 @@ export async function main(config: SupervisorConfig): Promise<void> {
   // then stops gracefully; the zygote's load is not waited for (a stop kills
   // a zygote that is still loading). A restart asked for meanwhile happens
   // once the daemon is up.
-  let stop: (() => Promise<void>) | null = null;
+  let stop: ((options?: StopOptions) => Promise<void>) | null = null;
   let restart: (() => void) | null = null;
   let stopAsked = false;
   let restartAsked = false;
@@ -69,16 +70,21 @@ export async function main(config: SupervisorConfig): Promise<void> {
   logger.info({ port: http.port(), linePort: line?.port() ?? null, socket: config.socket, app: config.app, stateDir: config.stateDir, restarts }, inherited ? 'forkd restarted' : 'forkd listening');
 
   let stopping: Promise<void> | null = null;
-  stop = (): Promise<void> =>
+  // The first stop asked for decides what becomes of the runs.
+  stop = (options: StopOptions = {}): Promise<void> =>
     (stopping ??= (async () => {
-      logger.info({ stopTimeoutMs: config.stopTimeoutMs }, 'stopping');
+      const leaveRuns = options.leaveRuns === true;
+      logger.info({ stopTimeoutMs: config.stopTimeoutMs, leaveRuns }, 'stopping');
       supervisor.beginStop();
       // A zygote still loading may never be done: a restart waiting for it
       // is answered (refused) now, and a first load ends here.
       supervisor.killLoadingZygotes();
       await Promise.all([http.close(), line?.close()]);
-      await supervisor.shutdown(config.stopTimeoutMs);
-      logger.info('stopped');
+      if (leaveRuns) logger.info({ runIds: supervisor.leaveRuns() }, 'stopped; runs left running for the next daemon on this state dir');
+      else {
+        await supervisor.shutdown(config.stopTimeoutMs);
+        logger.info('stopped');
+      }
       process.exit(0);
     })());
   restart = () => void supervisor.restart().then((result) => logger.info(result, 'restart (SIGHUP)'));

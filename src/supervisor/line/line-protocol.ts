@@ -33,6 +33,7 @@ export const replies = {
   paramsNotArray: text('params is not an array'),
   paramsTooDeep: text('params nested too deeply'),
   tooManyConnections: text('Too many connections'),
+  leaveRunsNotBoolean: text('leave_runs is not a boolean'),
 } as const;
 
 export const unknownClass = (name: string): LineReply => text(`Unknown class '${name}'`);
@@ -140,12 +141,7 @@ export function handleLine(line: Buffer, ctx: ProtocolContext): LineOutcome {
       case 'restart':
         return { kind: 'pending', command: 'restart', reply: restart(ctx) };
       case 'stop':
-        // Next turn: stop() closes this server, and this connection must
-        // have taken its 'stop' state first.
-        setImmediate(() => {
-          ctx.service.stop().catch((error: unknown) => ctx.logger.error({ err: error }, 'stop requested on the line protocol failed'));
-        });
-        return { kind: 'stop' };
+        return stop(body, ctx);
       case 'bye':
         return { kind: 'bye' };
       default:
@@ -239,6 +235,23 @@ function terminate(body: unknown, ctx: ProtocolContext): LineReply {
     ctx.logger.warn({ err: error, id }, 'line-protocol terminate failed');
     return replies.failedToKill;
   }
+}
+
+/**
+ * `stop`, or `stop {"leave_runs":true}`: forkd's own variant, which leaves
+ * the running runs to the next daemon on the state dir. Other fields are
+ * ignored, as the original ignored the body; a leave_runs that is not a
+ * boolean is refused rather than guessed at, and nothing stops.
+ */
+function stop(body: unknown, ctx: ProtocolContext): LineOutcome {
+  const leaveRuns = field(body, 'leave_runs');
+  if (leaveRuns !== undefined && typeof leaveRuns !== 'boolean') return { kind: 'reply', reply: replies.leaveRunsNotBoolean };
+  // Next turn: stop() closes this server, and this connection must have
+  // taken its 'stop' state first.
+  setImmediate(() => {
+    ctx.service.stop({ leaveRuns: leaveRuns === true }).catch((error: unknown) => ctx.logger.error({ err: error }, 'stop requested on the line protocol failed'));
+  });
+  return { kind: 'stop' };
 }
 
 async function restart(ctx: ProtocolContext): Promise<LineReply> {

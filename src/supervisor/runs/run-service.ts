@@ -38,6 +38,15 @@ export interface RestartResult {
 
 export type OutputStream = 'stdout' | 'stderr';
 
+export interface StopOptions {
+  /**
+   * Leave running runs running, recorded as running, for the next daemon on
+   * the same state dir to follow (as after a crash), instead of giving them
+   * --stop-timeout and then terminating them.
+   */
+  leaveRuns?: boolean;
+}
+
 /** Why a wait for a run's end came back: it ended, the time was up, the waiter gave up, or the daemon is stopping. */
 export type WaitEnd = 'ended' | 'timeout' | 'aborted' | 'stopping';
 
@@ -68,5 +77,5 @@ export interface RunService {
   health(): HealthReport;
   restart(): Promise<RestartResult>;
   /** Stops the daemon gracefully. */
-  stop(): Promise<void>;
+  stop(options?: StopOptions): Promise<void>;
 }
