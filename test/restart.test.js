@@ -8,18 +8,10 @@ const fs = require('node:fs');
 const http = require('node:http');
 const path = require('node:path');
 const { childrenOf, tmpDir, until, within } = require('./helpers');
-const { startDaemon } = require('./daemon');
+const { restartOnce, startDaemon } = require('./daemon');
 const { LineClient } = require('./line-client');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const restarts = (d) => d.logs.filter((r) => r.msg === 'forkd restarted').length;
-async function restartOnce(d) {
-  const before = restarts(d);
-  const res = await d.request({ method: 'POST', path: '/v1/restart' });
-  assert.is(res.status, 200, res.text);
-  await d.waitLog(() => restarts(d) > before, 20000, 'the restarted supervisor');
-  return res.json;
-}
 
 /** The inode of the daemon's listening TCP socket on `port`, from /proc/net/tcp. */
 function listeningInode(port) {
