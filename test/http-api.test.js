@@ -289,6 +289,29 @@ guard('the daemon own Host names are accepted, any other is 403', async () => {
   assert.ok(noHost.includes('no Host header'));
 });
 
+guard('an absolute-form request target and a duplicate Host are 400, whatever Host says; no run starts', async () => {
+  t = await startFakeApi();
+  const host = `127.0.0.1:${t.port}`;
+  const body = '{"handler":"quick"}';
+  const post = (target, headers) => `POST ${target} HTTP/1.1\r\n${headers}Content-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`;
+  const refused = [
+    [post('http://evil.example/v1/runs', `Host: ${host}\r\n`), 'absolute-form'],
+    [post(`http://${host}/v1/runs`, `Host: ${host}\r\n`), 'absolute-form'],
+    [`GET http://evil.example/v1/health HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`, 'absolute-form'],
+    [post('/v1/runs', `Host: ${host}\r\nHost: evil.example\r\n`), 'more than one Host'],
+    [post('/v1/runs', `Host: evil.example\r\nhost: ${host}\r\n`), 'more than one Host'],
+    [post('/v1/runs', `Host: ${host}\r\nHOST: ${host}\r\n`), 'more than one Host'],
+  ];
+  for (const [bytes, why] of refused) {
+    const reply = await rawRequest(t.port, bytes);
+    assert.match(reply, /^HTTP\/1\.1 400 /, `${why}: ${reply}`);
+    assert.ok(reply.includes('FORKD_ERR_BAD_REQUEST') && reply.includes(why), `${why}: ${reply}`);
+  }
+  assert.is(t.service.runs.size, 0, 'no run was started');
+  const ok = await rawRequest(t.port, post('/v1/runs', `Host: ${host}\r\n`));
+  assert.match(ok, /^HTTP\/1\.1 201 /, 'the origin-form request with one Host is served');
+});
+
 guard('an Origin other than the daemon own is 403, also for POST /v1/runs', async () => {
   t = await startFakeApi();
   for (const origin of ['http://evil.example', 'null', `https://127.0.0.1:${t.port}`, `http://127.0.0.1:${t.port}/x`, `http://evil.example:${t.port}`]) {

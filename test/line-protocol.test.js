@@ -108,6 +108,22 @@ test('unknown classes are refused up front, prototype names and paths included',
   assert.is(await c.request('run {"hash":30,"class":"echo","params":7}'), J({ error_text: 'params is not an array' }));
 });
 
+test('params holding "__proto__" or constructor.prototype are refused as HTTP bodies are; nothing is recorded', async () => {
+  const c = await client();
+  const cases = [
+    ['{"__proto__":{"polluted":1}}', '__proto__'],
+    ['[1,{"a":[{"__proto__":{}}]}]', '__proto__'],
+    ['{"x":{"constructor":{"prototype":{"polluted":1}}}}', 'constructor'],
+  ];
+  for (const [params, key] of cases) {
+    assert.is(await c.request(`run {"hash":35,"class":"echo","params":${params}}`), J({ error_text: `params may not contain the key ${J(key)}` }), params);
+  }
+  assert.is(await c.request('check {"hash":35}'), J({ error_text: 'Hash not found' }), 'nothing was recorded');
+  assert.is(await c.request('run {"hash":35,"class":"echo","params":{"constructor":"fine","proto":1}}'), OK, 'a plain "constructor" value is data');
+  assert.is(await retcodeOf(c, 35), 0);
+  assert.is(await c.request('free {"hash":35}'), OK);
+});
+
 test('duplicate hash and too many running', async () => {
   const c = await client();
   assert.is(await c.request('run {"hash":40,"class":"echo"}'), OK);

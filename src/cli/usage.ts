@@ -26,7 +26,8 @@ Client commands:
 
 ${CONNECT}
 
-Run 'forkd COMMAND --help' for a command's options.`,
+  -h, --help       this text ('forkd COMMAND --help' for a command's options)
+  -v, --version    print forkd's version`,
 
   serve: `Usage: forkd serve --app FILE [options]
 

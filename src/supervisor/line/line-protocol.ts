@@ -5,6 +5,7 @@
 import { constants } from 'node:os';
 import type { Logger } from 'pino';
 import { ForkdError } from '../../errors';
+import { findPoisonKey } from '../../protocol/json-keys';
 import { STATUS_FAILED_TO_START, STATUS_LOST, type RunRecord } from '../runs/run-record';
 import type { RestartResult, RunService } from '../runs/run-service';
 import { phpJsonEncode } from './line-json';
@@ -165,6 +166,8 @@ function run(body: unknown, ctx: ProtocolContext): LineOutcome {
   if (args === undefined) args = [];
   if (args === null || typeof args !== 'object') return { kind: 'reply', reply: replies.paramsNotArray };
   if (depthExceeds(args, MAX_PARAMS_DEPTH)) return { kind: 'reply', reply: replies.paramsTooDeep };
+  const poisoned = findPoisonKey(args);
+  if (poisoned !== null) return { kind: 'reply', reply: text(`params may not contain the key ${JSON.stringify(poisoned)}`) };
   let started: Promise<RunRecord>;
   try {
     started = ctx.service.start({ id, handler, args });
