@@ -51,6 +51,12 @@ test('every way a handler ends is recorded with its real status', async () => {
   const crashed = await daemon.run('crash');
   assert.is(crashed.exitCode, 1);
   assert.is(crashed.error.message, 'uncaught in a callback');
+  const survived = await daemon.run('survive');
+  assert.is(survived.exitCode, 0, 'the app\'s own uncaughtException listener keeps the run alive');
+  assert.equal(survived.result, ['handled by the app']);
+  const rejected = await daemon.run('reject');
+  assert.is(rejected.exitCode, 1);
+  assert.is(rejected.error.message, 'nobody catches this');
   const spawned = await daemon.run('exec');
   assert.is(spawned.result, 'hi', 'child_process works in a run');
 });
