@@ -6,7 +6,9 @@ import * as fs from 'node:fs';
 import pino from 'pino';
 import { native } from '../native';
 import type { SupervisorConfig } from './config';
-import { HANDOVER_ENV, readHandover, writeHandover } from './restart/handover';
+import { readHandover, writeHandover } from './restart/handover';
+import { HANDOVER_ENV, sendSecrets, type HandoverSecrets } from './restart/secret-channel';
+import { withoutToken } from './secrets';
 import { closeOnExec, handoverFds } from './restart/handover-fds';
 import { createHttpApi, HttpApi, HttpHandover } from './http/http-api';
 import { createLineServer, LineServer, LineServerState } from './line/line-server';
@@ -35,7 +37,8 @@ interface Parts {
   line?: LineServer | null;
 }
 
-export async function main(config: SupervisorConfig): Promise<void> {
+/** `handed`: what a restart's old image passed through the secret channel (cli/main.ts took it first). */
+export async function main(config: SupervisorConfig, handed?: HandoverSecrets): Promise<void> {
   // Logs are structured JSON on stderr, written synchronously so the last
   // lines before an exit or an exec are not lost.
   const logger = pino({ level: config.logLevel, base: { pid: process.pid, role: 'supervisor' } }, pino.destination({ fd: 2, sync: true }));
@@ -65,10 +68,8 @@ export async function main(config: SupervisorConfig): Promise<void> {
   let inherited: Handover | undefined;
   let restarts = 0;
   try {
-    const handoverEnv = process.env[HANDOVER_ENV];
-    if (handoverEnv !== undefined) {
-      delete process.env[HANDOVER_ENV];
-      inherited = readHandover(handoverEnv, config.stateDir) as Handover;
+    if (handed !== undefined) {
+      inherited = readHandover(handed, config.stateDir) as Handover;
       // Before anything is spawned: the fds that crossed the exec are ours alone.
       closeOnExec(inherited);
     }
@@ -144,6 +145,7 @@ async function reexec(supervisor: Supervisor, http: HttpApi, line: LineServer | 
   if (reexecuting) return;
   reexecuting = true;
   const result = supervisor.health().zygote;
+  let channel: number | null = null;
   try {
     await Promise.all([http.quiesce(), line?.quiesce()]);
     // A request that started on the HTTP side while the line side was still
@@ -159,11 +161,15 @@ async function reexec(supervisor: Supervisor, http: HttpApi, line: LineServer | 
       restartResult: { ok: true, appVersion: result.appVersion, loadedAt: result.loadedAt },
       restarts,
     };
-    const keep = handoverFds(state);
-    const env = Object.entries({ ...process.env, [HANDOVER_ENV]: writeHandover(config.stateDir, state) }).map(([k, v]) => `${k}=${v}`);
+    // The key and the token go through the secret channel, never the
+    // environment or the command line (process.env lost FORKD_TOKEN at start).
+    channel = sendSecrets({ ...writeHandover(config.stateDir, state), token: config.token });
+    const keep = [...handoverFds(state), channel];
+    const env = Object.entries({ ...process.env, [HANDOVER_ENV]: String(channel) }).map(([k, v]) => `${k}=${v}`);
     logger.info({ keepFds: keep.length }, 're-executing the supervisor');
-    native.execve(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], env, keep);
+    native.execve(process.execPath, [process.execPath, ...process.execArgv, ...withoutToken(process.argv.slice(1))], env, keep);
   } catch (error) {
+    if (channel !== null) native.closeFd(channel);
     logger.error({ err: error }, 'restart: the supervisor could not re-execute itself; it keeps serving with its current code');
     supervisor.pauseZygotes(false);
     http.resume();
