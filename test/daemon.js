@@ -195,4 +195,15 @@ async function startDaemon({ app = 'test/fixtures/app.js', args = [], token, dir
   return daemon;
 }
 
-module.exports = { startDaemon, request, cli, CLI };
+const restartsLogged = (d) => d.logs.filter((r) => r.msg === 'forkd restarted').length;
+
+/** POST /v1/restart, and wait for the re-executed supervisor's first log line; resolves with the answer's JSON. */
+async function restartOnce(d) {
+  const before = restartsLogged(d);
+  const res = await d.request({ method: 'POST', path: '/v1/restart' });
+  if (res.status !== 200) throw new Error(`restart answered ${res.status}: ${res.text}`);
+  await d.waitLog(() => restartsLogged(d) > before, 20000, 'the restarted supervisor');
+  return res.json;
+}
+
+module.exports = { startDaemon, request, cli, CLI, restartOnce };

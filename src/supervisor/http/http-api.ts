@@ -241,9 +241,9 @@ export async function createHttpApi(
     service,
     metrics: deps.metrics,
     waits,
-    onStopRequested: () => {
-      log.info('stop requested over HTTP');
-      service.stop().catch((error: unknown) => log.error({ err: error }, 'stop failed'));
+    onStopRequested: (options) => {
+      log.info(options, 'stop requested over HTTP');
+      service.stop(options).catch((error: unknown) => log.error({ err: error }, 'stop failed'));
     },
   });
 

@@ -25,6 +25,19 @@ export class RunDeadlines {
     else if (handed.termAt !== null) this.armTerm(entry, handed.termAt);
   }
 
+  /**
+   * Re-arms a run's timeout from its record alone (startedAt + timeoutMs),
+   * for a run an earlier supervisor left without handing over its timers
+   * (it crashed, or stopped leaving its runs). A deadline that passed while
+   * no daemon ran is enforced at once.
+   */
+  resume(entry: RunEntry): void {
+    const { timeoutMs, startedAt } = entry.record;
+    if (timeoutMs === null || startedAt === null) return;
+    const startedAtMs = Date.parse(startedAt);
+    if (Number.isFinite(startedAtMs)) this.armTerm(entry, startedAtMs + timeoutMs);
+  }
+
   private armTerm(entry: RunEntry, termAt: number): void {
     entry.termAt = termAt;
     entry.timers.push(

@@ -22,7 +22,7 @@ import { procStartTime } from './proc';
 import { ZYGOTE_REPORT_GRACE_MS, Reaper } from './reaper';
 import { RunDeadlines } from './run-deadlines';
 import { RunRecord, RunState, runStates } from './run-record';
-import type { HealthReport, OutputStream, RestartResult, RunService, StartRunRequest } from './run-service';
+import type { HealthReport, OutputStream, RestartResult, RunService, StartRunRequest, StopOptions, WaitResult } from './run-service';
 import { RunEntry, RunTable, newEntry } from './run-table';
 
 export interface SupervisorHandover {
@@ -45,7 +45,7 @@ export class Supervisor implements RunService {
   /** Set by main.ts: re-executes the supervisor after a restart's zygote swap. */
   reexec: (() => void) | null = null;
   /** Called by stop(): main.ts closes the front ends and exits. */
-  onStop: (() => Promise<void>) | null = null;
+  onStop: ((options: StopOptions) => Promise<void>) | null = null;
 
   constructor(
     private readonly config: SupervisorConfig,
@@ -72,7 +72,7 @@ export class Supervisor implements RunService {
     native.setChildSubreaper(true);
     process.on('SIGCHLD', () => this.reaper.sweepOrphans());
     for (const stored of this.store.loadAll((file, reason) => this.logger.warn({ file, reason }, 'skipping unreadable run record'))) {
-      this.resumeRecorded(stored.record, stored.procStart);
+      this.resumeRecorded(stored.record, stored.procStart, inherited === undefined);
     }
     for (const run of inherited?.runs ?? []) {
       const entry = this.table.find(run.id);
@@ -169,8 +169,12 @@ export class Supervisor implements RunService {
     return { ...record };
   }
 
-  /** A run recorded as running by an earlier supervisor: follow it if its process is still ours, else settle it. */
-  private resumeRecorded(record: RunRecord, procStart: string | null): void {
+  /**
+   * A run recorded as running by an earlier supervisor: follow it if its
+   * process is still ours, else settle it. Its timeout is re-armed from the
+   * record unless a restart hands over its timers (`fromRecord` false).
+   */
+  private resumeRecorded(record: RunRecord, procStart: string | null, fromRecord: boolean): void {
     const entry = newEntry(record, procStart, 0n);
     this.table.add(entry);
     if (record.state !== 'running') return;
@@ -178,6 +182,7 @@ export class Supervisor implements RunService {
     if (alive) {
       this.logger.info({ runId: record.id, runPid: record.pid }, 'following a run started before this supervisor');
       this.reaper.follow(entry);
+      if (fromRecord) this.deadlines.resume(entry);
     } else {
       this.reaper.settleGone(entry);
     }
@@ -199,7 +204,7 @@ export class Supervisor implements RunService {
     return out;
   }
 
-  waitForEnd(id: string, timeoutMs: number, signal?: AbortSignal): Promise<RunRecord> {
+  waitForEnd(id: string, timeoutMs: number, signal?: AbortSignal): Promise<WaitResult> {
     return this.table.waitForEnd(id, timeoutMs, signal);
   }
 
@@ -266,8 +271,8 @@ export class Supervisor implements RunService {
     this.restarting = null;
   }
 
-  async stop(): Promise<void> {
-    if (this.onStop !== null) await this.onStop();
+  async stop(options: StopOptions = {}): Promise<void> {
+    if (this.onStop !== null) await this.onStop(options);
   }
 
   /** No new runs from now on; every long-poll in progress is answered with the current state. */
@@ -292,6 +297,23 @@ export class Supervisor implements RunService {
     await allEnded(ZYGOTE_REPORT_GRACE_MS + 500);
     this.zygotes.killLoading();
     this.zygotes.retireAll();
+  }
+
+  /**
+   * The end of a stop that leaves the running runs running (`stop` with
+   * leaveRuns): nothing is signalled. They stay recorded as running, with
+   * their pid and its start time, and the next daemon on this state dir
+   * follows them to their end (init()), as after a crash. The zygotes are
+   * let go: their idle prefork children exit now, and each zygote exits as
+   * the channel closes with this process; its runs are re-parented and run on.
+   * Returns the ids of the runs left.
+   */
+  leaveRuns(): string[] {
+    this.stopping = true;
+    this.zygotes.stop();
+    this.zygotes.killLoading();
+    this.zygotes.retireAll();
+    return this.table.runningEntries().map((e) => e.record.id);
   }
 
   /** A stop during the start, or during a restart's load: no zygote still loading survives it. */
