@@ -13,6 +13,8 @@ import { native } from '../../native';
 import type { RunStore } from '../store/run-store';
 import type { ExitedMessage } from '../zygotes/zygote-handle';
 import { childPids } from './proc';
+import type { ChildReport } from '../../protocol/zygote-messages';
+import type { RunClaims } from './run-claim';
 import type { RunState } from './run-record';
 import { ExitStatus, RunEntry, RunTable } from './run-table';
 
@@ -26,6 +28,7 @@ export class Reaper {
     private readonly store: RunStore,
     /** Pids of our zygotes: children of ours that are not orphans. */
     private readonly zygotePids: () => Set<number>,
+    private readonly claims: RunClaims,
   ) {}
 
   /** Watches the run's process through a pidfd, whoever its parent is. */
@@ -62,7 +65,24 @@ export class Reaper {
     const entry = this.table.find(message.runId);
     if (entry === undefined || entry.record.state !== 'running') return;
     const report = message.report ?? this.store.readStatus(entry.record.id);
-    this.table.finalize(entry, outcome(entry, message.signal), { code: message.code, signal: message.signal, rusage: message.rusage }, report);
+    this.end(entry, { code: message.code, signal: message.signal, rusage: message.rusage }, report);
+  }
+
+  /**
+   * Records how the run ended. A process that left no report may have died
+   * before its handler started (a prefork child killed with its zygote an
+   * instant after it took the job, a child that could not repair its loop):
+   * if its claim is still untaken, it never will be, and the run is
+   * failed_to_start, safe to retry, rather than killed.
+   */
+  private end(entry: RunEntry, status: ExitStatus, report: ChildReport | null): void {
+    if (report === null && this.claims.settle(entry.record.id).kind === 'abandoned') {
+      const how = status.signal !== null ? `died of ${status.signal}` : `exited with code ${status.code}`;
+      const error = new ForkdError('FORKD_ERR_ZYGOTE_UNAVAILABLE', `the run's process ${how} before its handler started`);
+      this.table.finalize(entry, 'failed_to_start', status, null, error);
+      return;
+    }
+    this.table.finalize(entry, outcome(entry, status.signal), status, report);
   }
 
   /**
@@ -87,6 +107,9 @@ export class Reaper {
         }
         continue;
       }
+      // A run's child whose zygote died with its fork unconfirmed: its
+      // adoption, a moment away, reaps it with its real status.
+      if (this.claims.claimedByPending(pid)) continue;
       try {
         native.tryWait(pid);
       } catch {
@@ -111,12 +134,17 @@ export class Reaper {
     const report = this.store.readStatus(entry.record.id);
     if (status === null) {
       if (report === null || report.exitCode === undefined) {
+        if (report === null && this.claims.settle(entry.record.id).kind === 'abandoned') {
+          const error = new ForkdError('FORKD_ERR_ZYGOTE_UNAVAILABLE', "the run's process ended before its handler started");
+          this.table.finalize(entry, 'failed_to_start', { code: null, signal: null, rusage: null }, null, error);
+          return;
+        }
         this.table.finalize(entry, 'lost', { code: null, signal: null, rusage: null }, report, new ForkdError('FORKD_ERR_CHILD_LOST', 'the run ended but its exit status could not be recovered (its parent zygote reaped it and is gone)'));
         return;
       }
       status = { code: report.exitCode, signal: null, rusage: null };
     }
-    this.table.finalize(entry, outcome(entry, status.signal), status, report);
+    this.end(entry, status, report);
   }
 }
 

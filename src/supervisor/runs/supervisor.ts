@@ -19,6 +19,7 @@ import { RunStore } from '../store/run-store';
 import type { ZygoteHandover } from '../zygotes/zygote-handle';
 import { ZygoteSet } from '../zygotes/zygote-set';
 import { procStartTime } from './proc';
+import { RunClaims, claimantStart } from './run-claim';
 import { ZYGOTE_REPORT_GRACE_MS, Reaper } from './reaper';
 import { RunDeadlines } from './run-deadlines';
 import { RunRecord, RunState, runStates } from './run-record';
@@ -39,6 +40,7 @@ export class Supervisor implements RunService {
   private readonly reaper: Reaper;
   private readonly deadlines: RunDeadlines;
   private readonly zygotes: ZygoteSet;
+  private readonly claims: RunClaims;
   private stopping = false;
   private startedAt = Date.now();
   private restarting: Promise<RestartResult> | null = null;
@@ -54,8 +56,12 @@ export class Supervisor implements RunService {
   ) {
     this.store = new RunStore(config.stateDir);
     this.table = new RunTable(this.store, logger, metrics, config.retain);
-    this.zygotes = new ZygoteSet(config, logger, metrics, (message) => this.reaper.onZygoteExited(message));
-    this.reaper = new Reaper(this.table, this.store, () => this.zygotes.pids());
+    this.claims = new RunClaims(this.store, logger);
+    // A fork reported after its spawn timed out is killed, unless its child
+    // had claimed the run and it was adopted (run-claim.ts).
+    const adopted = (runId: string, pid: number) => this.table.find(runId)?.record.pid === pid;
+    this.zygotes = new ZygoteSet(config, logger, metrics, (message) => this.reaper.onZygoteExited(message), adopted);
+    this.reaper = new Reaper(this.table, this.store, () => this.zygotes.pids(), this.claims);
     this.deadlines = new RunDeadlines(config.killGraceMs, logger, (entry, signal) => this.signalGroup(entry, signal));
   }
 
@@ -145,16 +151,20 @@ export class Supervisor implements RunService {
     // Recorded before it is forked: a run the disk does not know of never starts.
     this.store.create({ record, procStart: null });
     this.table.add(entry);
-    let forked: { pid: number; forkMs: number };
+    let forked: { pid: number };
     try {
-      forked = await zygote.spawn({
-        runId: record.id,
-        handler: record.handler,
-        args: record.args,
-        env: req.env ?? null,
-        runDir: this.store.runDir(record.id),
-        maxOutputBytes: this.config.maxOutputBytes,
-      });
+      // A fork the zygote does not confirm is settled by the run's claim:
+      // adopted if its child took it, else abandoned before its handler runs.
+      forked = await this.claims.spawn(record.id, () =>
+        zygote.spawn({
+          runId: record.id,
+          handler: record.handler,
+          args: record.args,
+          env: req.env ?? null,
+          runDir: this.store.runDir(record.id),
+          maxOutputBytes: this.config.maxOutputBytes,
+        }),
+      );
     } catch (error) {
       this.table.finalize(entry, 'failed_to_start', { code: null, signal: null, rusage: null }, null, error as Error);
       return { ...record };
@@ -174,13 +184,36 @@ export class Supervisor implements RunService {
     const entry = newEntry(record, procStart, 0n);
     this.table.add(entry);
     if (record.state !== 'running') return;
-    const alive = record.pid !== null && procStart !== null && procStartTime(record.pid) === procStart;
+    if (record.pid === null && !this.adoptUnconfirmed(entry)) return;
+    const alive = record.pid !== null && entry.procStart !== null && procStartTime(record.pid) === entry.procStart;
     if (alive) {
       this.logger.info({ runId: record.id, runPid: record.pid }, 'following a run started before this supervisor');
       this.reaper.follow(entry);
     } else {
       this.reaper.settleGone(entry);
     }
+  }
+
+  /**
+   * A run an earlier supervisor died with before its fork was confirmed:
+   * abandoned (failed_to_start; a process forked for it exits before its
+   * handler), or adopted from its claim. False once it is settled.
+   */
+  private adoptUnconfirmed(entry: RunEntry): boolean {
+    const outcome = this.claims.settle(entry.record.id);
+    if (outcome.kind === 'abandoned') {
+      const error = new ForkdError('FORKD_ERR_ZYGOTE_UNAVAILABLE', 'the supervisor died before the run was forked');
+      this.table.finalize(entry, 'failed_to_start', { code: null, signal: null, rusage: null }, null, error);
+      return false;
+    }
+    if (outcome.kind === 'claimed') {
+      entry.record.pid = outcome.pid;
+      entry.procStart = claimantStart(outcome.pid, entry.record.id);
+      entry.record.startedAt ??= entry.record.createdAt;
+      this.table.persist(entry);
+    }
+    // 'unknown' (a directory from before claims): as any run without a pid.
+    return true;
   }
 
   // ---- queries and control ------------------------------------------------
