@@ -31,8 +31,12 @@ export class Reaper {
     private readonly claims: RunClaims,
   ) {}
 
-  /** Watches the run's process through a pidfd, whoever its parent is. */
-  follow(entry: RunEntry): void {
+  /**
+   * Watches the run's process through a pidfd, whoever its parent is.
+   * zygoteMayReport: false for a run followed after a crash, whose parent is
+   * no zygote of ours: its end is then settled at once from its status file.
+   */
+  follow(entry: RunEntry, zygoteMayReport = true): void {
     const pid = entry.record.pid;
     if (pid === null) return;
     let watch: ExitWatch;
@@ -41,7 +45,8 @@ export class Reaper {
     } catch {
       // Already gone and reaped before we could watch it: the zygote's report
       // (or the status file) decides.
-      this.awaitZygoteReport(entry);
+      if (zygoteMayReport) this.awaitZygoteReport(entry);
+      else this.finalizeFromStatus(entry, null);
       return;
     }
     entry.watching = true;
@@ -50,8 +55,10 @@ export class Reaper {
       if (info.reaped) {
         // We reaped it: the zygote was gone and the run was re-parented to us.
         this.finalizeFromStatus(entry, { code: info.code, signal: info.signal, rusage: info.rusage });
-      } else {
+      } else if (zygoteMayReport) {
         this.awaitZygoteReport(entry);
+      } else {
+        this.finalizeFromStatus(entry, null);
       }
     });
   }
@@ -137,6 +144,12 @@ export class Reaper {
         if (report === null && this.claims.settle(entry.record.id).kind === 'abandoned') {
           const error = new ForkdError('FORKD_ERR_ZYGOTE_UNAVAILABLE', "the run's process ended before its handler started");
           this.table.finalize(entry, 'failed_to_start', { code: null, signal: null, rusage: null }, null, error);
+          return;
+        }
+        if (entry.timedOut) {
+          // We ended it (its timeout), and it left no status: not a parent of
+          // it, we cannot know more.
+          this.table.finalize(entry, 'timed_out', { code: null, signal: null, rusage: null }, report);
           return;
         }
         this.table.finalize(entry, 'lost', { code: null, signal: null, rusage: null }, report, new ForkdError('FORKD_ERR_CHILD_LOST', 'the run ended but its exit status could not be recovered (its parent zygote reaped it and is gone)'));

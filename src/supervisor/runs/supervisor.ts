@@ -19,12 +19,15 @@ import { RunStore } from '../store/run-store';
 import type { ZygoteHandover } from '../zygotes/zygote-handle';
 import { ZygoteSet } from '../zygotes/zygote-set';
 import { procStartTime } from './proc';
+import { GroupKill } from './group-kill';
 import { RunClaims, claimantStart } from './run-claim';
 import { ZYGOTE_REPORT_GRACE_MS, Reaper } from './reaper';
 import { RunDeadlines } from './run-deadlines';
-import { RunRecord, RunState, runStates } from './run-record';
+import { RunDeadline, RunRecord, RunState, asRunDeadline, runStates } from './run-record';
 import type { HealthReport, OutputStream, RestartResult, RunService, StartRunRequest } from './run-service';
 import { RunEntry, RunTable, newEntry } from './run-table';
+
+const SIGTERM = signalNumber('SIGTERM');
 
 export interface SupervisorHandover {
   version: 1;
@@ -39,6 +42,7 @@ export class Supervisor implements RunService {
   private readonly table: RunTable;
   private readonly reaper: Reaper;
   private readonly deadlines: RunDeadlines;
+  private readonly groupKill: GroupKill;
   private readonly zygotes: ZygoteSet;
   private readonly claims: RunClaims;
   private stopping = false;
@@ -62,7 +66,8 @@ export class Supervisor implements RunService {
     const adopted = (runId: string, pid: number) => this.table.find(runId)?.record.pid === pid;
     this.zygotes = new ZygoteSet(config, logger, metrics, (message) => this.reaper.onZygoteExited(message), adopted);
     this.reaper = new Reaper(this.table, this.store, () => this.zygotes.pids(), this.claims);
-    this.deadlines = new RunDeadlines(config.killGraceMs, logger, (entry, signal) => this.signalGroup(entry, signal));
+    this.groupKill = new GroupKill(config.killGraceMs, this.table, logger);
+    this.deadlines = new RunDeadlines(this.groupKill, logger);
   }
 
   /**
@@ -78,13 +83,15 @@ export class Supervisor implements RunService {
     native.setChildSubreaper(true);
     process.on('SIGCHLD', () => this.reaper.sweepOrphans());
     for (const stored of this.store.loadAll((file, reason) => this.logger.warn({ file, reason }, 'skipping unreadable run record'))) {
-      this.resumeRecorded(stored.record, stored.procStart);
+      // After a crash no zygote of ours is any run's parent: none will report.
+      this.resumeRecorded(stored.record, stored.procStart, asRunDeadline(stored.deadline), inherited !== undefined);
     }
     for (const run of inherited?.runs ?? []) {
       const entry = this.table.find(run.id);
       if (entry === undefined || entry.record.state !== 'running') continue;
       entry.requestedAt = BigInt(run.requestedAtNs);
-      this.deadlines.rearm(entry, run);
+      // The record had them already, unless an older image wrote it.
+      if (entry.termAt === null && entry.killAt === null) this.deadlines.rearm(entry, run);
     }
     this.zygotes.start(inherited === undefined ? undefined : { zygotes: inherited.zygotes, restarts: inherited.zygoteRestarts });
     // Children that exited while no image was listening for SIGCHLD.
@@ -180,15 +187,18 @@ export class Supervisor implements RunService {
   }
 
   /** A run recorded as running by an earlier supervisor: follow it if its process is still ours, else settle it. */
-  private resumeRecorded(record: RunRecord, procStart: string | null): void {
+  private resumeRecorded(record: RunRecord, procStart: string | null, deadline: RunDeadline | null, zygoteMayReport: boolean): void {
     const entry = newEntry(record, procStart, 0n);
     this.table.add(entry);
+    // Its timeout where it was (at once if passed), and a SIGKILL still due
+    // to its group, even for a run that has ended.
+    if (deadline !== null) this.deadlines.rearm(entry, deadline);
     if (record.state !== 'running') return;
     if (record.pid === null && !this.adoptUnconfirmed(entry)) return;
     const alive = record.pid !== null && entry.procStart !== null && procStartTime(record.pid) === entry.procStart;
     if (alive) {
-      this.logger.info({ runId: record.id, runPid: record.pid }, 'following a run started before this supervisor');
-      this.reaper.follow(entry);
+      this.logger.info({ runId: record.id, runPid: record.pid, termAt: entry.termAt }, 'following a run started before this supervisor');
+      this.reaper.follow(entry, zygoteMayReport);
     } else {
       this.reaper.settleGone(entry);
     }
@@ -240,6 +250,8 @@ export class Supervisor implements RunService {
     const pid = entry.record.pid;
     if (pid === null || entry.record.state !== 'running') return false;
     const signo = typeof signal === 'number' ? signal : signalNumber(signal);
+    // A SIGTERM is followed by SIGKILL to the group after the kill grace.
+    if (signo === SIGTERM) return this.groupKill.terminate(entry);
     // The run leads its own process group (setpgid in the child), so the
     // signal reaches what it started too; right after the fork the group may
     // not exist yet, then the process itself is signalled.
@@ -321,6 +333,9 @@ export class Supervisor implements RunService {
     await allEnded(stopTimeoutMs);
     for (const e of this.table.runningEntries()) this.signalGroup(e, 'SIGTERM');
     await allEnded(this.config.killGraceMs);
+    // Every SIGKILL still due (runs that ignored SIGTERM, and what ended runs
+    // left in their groups), then any run still running.
+    this.groupKill.killAllDue();
     for (const e of this.table.runningEntries()) this.signalGroup(e, 'SIGKILL');
     await allEnded(ZYGOTE_REPORT_GRACE_MS + 500);
     this.zygotes.killLoading();

@@ -23,12 +23,14 @@ import { ForkdError } from '../../errors';
 import { CLAIM, CLAIM_ABANDONED, STATUS_NEXT, claimedPid, overwriteFile } from '../../protocol/run-files';
 import type { ChildReport } from '../../protocol/zygote-messages';
 import { RUN_ID_PATTERN } from '../../protocol/run-request';
-import { RunRecord, runStates } from '../runs/run-record';
+import { RunDeadline, RunRecord, runStates } from '../runs/run-record';
 
 export interface StoredRun {
   record: RunRecord;
   /** /proc/PID/stat start time of the run's process: tells a reused pid from ours. */
   procStart: string | null;
+  /** Its timeout and kill escalation, once either is armed (absent in records of older versions). */
+  deadline?: RunDeadline;
 }
 
 /** Creates (or checks) a directory private to this user: not a symlink, not shared. */
