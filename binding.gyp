@@ -10,6 +10,7 @@
         "native/mmap_layout.cc",
         "native/heap_sweep.cc",
         "native/platform_park.cc",
+        "native/child_platform.cc",
         "native/fork.cc",
         "native/write_all.cc",
         "native/exit.cc",

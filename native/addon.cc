@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "child_platform.h"
 #include "dontfork.h"
 #include "exec.h"
 #include "exit.h"
@@ -31,6 +32,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("threadCount", Napi::Function::New(env, ThreadCount));
   exports.Set("platformWorkers", Napi::Function::New(env, PlatformWorkers));
   exports.Set("isForkedChild", Napi::Function::New(env, IsForkedChild));
+  exports.Set("stopChildPlatformThreads", Napi::Function::New(env, StopChildPlatformThreadsJs));
+  exports.Set("childPlatformThreads", Napi::Function::New(env, ChildPlatformThreadsJs));
   exports.Set("dontforkMappings", Napi::Function::New(env, DontforkMappings));
   exports.Set("madviseFilterInstalled", Napi::Function::New(env, MadviseFilterInstalled));
   exports.Set("majorGcCount", Napi::Function::New(env, MajorGcCount));
@@ -42,6 +45,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("termHandled", Napi::Function::New(env, TermHandled));
   exports.Set("writeSync", Napi::Function::New(env, WriteSync));
   exports.Set("armDrainWatch", Napi::Function::New(env, ArmDrainWatch));
+  exports.Set("installExitHandler", Napi::Function::New(env, InstallExitHandler));
   exports.Set("watchExit", Napi::Function::New(env, WatchExit));
   exports.Set("refExit", Napi::Function::New(env, RefExit));
   exports.Set("cancelExitWatch", Napi::Function::New(env, CancelExitWatch));

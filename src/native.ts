@@ -30,7 +30,10 @@ export interface Native {
   termHandled(graceMs: number): void;
   writeSync(fd: number, data: Buffer, timeoutMs: number): number;
   flushStdio(): void;
-  armDrainWatch(callback: (phase: 'beforeExit' | 'exit') => void): void;
+  armDrainWatch(processObject: NodeJS.Process): void;
+  installExitHandler(): void;
+  stopChildPlatformThreads(): boolean;
+  childPlatformThreads(): number;
   watchExit(pid: number, callback: (info: NativeExitInfo) => void): number;
   refExit(id: number, ref: boolean): void;
   cancelExitWatch(id: number): void;

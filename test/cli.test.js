@@ -241,6 +241,19 @@ offline('--help on the top level and on every command exits 0; no command is a u
   assert.match(none.stderr, /^Usage: forkd COMMAND/);
 });
 
+offline('--version and -v print the package version; an unknown command says so once', async () => {
+  const { version } = require('../package.json');
+  for (const args of [['--version'], ['-v'], ['ps', '--version'], ['serve', '-v']]) {
+    const res = await cli(args);
+    assert.is(res.code, 0, `${args.join(' ')}: ${res.stderr}`);
+    assert.is(res.stdout, `${version}\n`, args.join(' '));
+    assert.is(res.stderr, '');
+  }
+  const unknown = await cli(['frobnicate']);
+  oneLineError(unknown, 2, 'unknown command "frobnicate"');
+  assert.is(unknown.stderr, `forkd: unknown command "frobnicate" (see 'forkd --help')\n`);
+});
+
 offline('serve: bad flags are usage errors (exit 2, one line)', async () => {
   oneLineError(await cli(['serve']), 2, '--app');
   oneLineError(await cli(['serve', '--app', 'x.js', '--port', 'http']), 2, '--port');

@@ -328,7 +328,7 @@ secure('POST /v1/stop answers 202, then the daemon exits 0', async () => {
   const daemon = await startDaemon({ app: 'test/fixtures/http-app.js', args: ['--kill-grace-ms', '300'] });
   const res = await daemon.request({ method: 'POST', path: '/v1/stop' });
   assert.is(res.status, 202);
-  assert.equal(res.json, { stopping: true });
+  assert.equal(res.json, { stopping: true, leaveRuns: false });
   const { code } = await daemon.exited;
   assert.is(code, 0);
   await daemon.stop();

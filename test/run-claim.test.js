@@ -138,7 +138,7 @@ for (const claimed of [true, false]) {
       // The zygote never gets to report the fork; the child is held before
       // it claims, or not.
       control(first, { parentBlockMs: 3000, childBlockMs: claimed ? 0 : 1500 });
-      first.request({ method: 'POST', path: '/v1/runs', body: { id: 'pending-1', handler: 'mark', args: { dir: marks, ms: 500 } } }).catch(() => {});
+      first.request({ method: 'POST', path: '/v1/runs', body: { id: 'pending-1', handler: 'mark', args: { dir: marks, ms: 4000 } } }).catch(() => {});
       const child = await until(() => childrenOf(zygote)[0]?.pid, 5000, 'the fork');
       if (claimed) await until(() => fs.existsSync(path.join(marks, 'pending-1')), 5000, 'the handler to start');
       first.child.kill('SIGKILL');
@@ -150,7 +150,7 @@ for (const claimed of [true, false]) {
         assert.is(rec.state, 'running');
         assert.is(rec.pid, child);
         const ended = await second.waitRun('pending-1', 15000);
-        assert.is(ended.state, 'exited');
+        assert.is(ended.state, 'exited', JSON.stringify(ended));
         assert.equal(ended.result, { marked: 'pending-1' });
       } else {
         assert.is(rec.state, 'failed_to_start');

@@ -42,7 +42,13 @@ export function runJobInChild(fn: (ctx: RunContext) => unknown, options: Validat
     native.closeFd(resultFd);
   };
   const fail = (error: unknown): void => report(JSON.stringify({ t: 'error', error: serializeError(error) } satisfies ChildOutcome));
-  setFatalHandler(fail);
+  // An uncaught error no listener of the job's handled ends the job with it
+  // (exit.ts), unless the outcome was already sent.
+  setFatalHandler((error) => {
+    if (reported) return false;
+    fail(error);
+    return true;
+  });
 
   const controller = new AbortController();
   // SIGTERM aborts ctx.signal, and the child's life after it is bounded (sigterm.ts).

@@ -2,6 +2,8 @@
 // Runs as the `forkd` command: `forkd serve` becomes the daemon's supervisor;
 // every other command is a short-lived client of a running daemon. Errors are
 // one line on stderr: exit 2 for a wrong command line, 1 for a failure.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { Writable } from 'node:stream';
 import { ForkdError } from '../errors';
 import type { SupervisorConfig } from '../supervisor/config';
@@ -14,6 +16,10 @@ import type { ForkdClient } from '../client/client';
 async function serve(args: string[], io: Io): Promise<number> {
   if (args.includes('--help') || args.includes('-h')) {
     io.stdout.write(`${usage.serve}\n`);
+    return 0;
+  }
+  if (args.includes('--version') || args.includes('-v')) {
+    io.stdout.write(`${version()}\n`);
     return 0;
   }
   // Loaded only here: the client commands never load the daemon's code.
@@ -37,6 +43,10 @@ export async function cli(argv: string[], io: Io = { stdout: process.stdout, std
     const split = splitCommand(argv);
     command = split.command;
     const globals = parseArgs({ args: split.globals, options: globalOptions, strict: true }).values;
+    if (globals.version === true) {
+      io.stdout.write(`${version()}\n`);
+      return 0;
+    }
     if (command === undefined || command === 'help') {
       const topic = split.rest[0];
       const text = topic !== undefined && Object.hasOwn(usage, topic) ? usage[topic] : usage.forkd;
@@ -45,12 +55,17 @@ export async function cli(argv: string[], io: Io = { stdout: process.stdout, std
     }
     if (command === 'serve') return await serve(split.rest, io);
     const spec = Object.hasOwn(commands, command) ? commands[command] : undefined;
-    if (spec === undefined) throw new UsageError(`unknown command ${JSON.stringify(command)}; run 'forkd --help' for the list`);
+    // The line ends "(see 'forkd --help')", which lists the commands.
+    if (spec === undefined) throw new UsageError(`unknown command ${JSON.stringify(command)}`);
     if (globals.help === true) {
       io.stdout.write(`${usage[command]}\n`);
       return 0;
     }
     const parsed = parseCommand(command, split.rest, spec.options, spec.positionals);
+    if (parsed.values.version === true) {
+      io.stdout.write(`${version()}\n`);
+      return 0;
+    }
     if (parsed.values.help === true) {
       io.stdout.write(`${usage[command]}\n`);
       return 0;
@@ -70,6 +85,11 @@ export async function cli(argv: string[], io: Io = { stdout: process.stdout, std
     io.stderr.write(`forkd: ${oneLine(error)}\n`);
     return 1;
   }
+}
+
+/** The installed package's version: package.json sits two levels above dist/cli/. */
+function version(): string {
+  return (JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
 }
 
 function oneLine(error: unknown): string {

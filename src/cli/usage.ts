@@ -21,12 +21,13 @@ Client commands:
   kill ID               send a signal to a run (default SIGTERM)
   free ID               forget a finished run and delete its output
   restart               reload the app code in a new zygote
-  stop                  stop the daemon gracefully
+  stop                  stop the daemon gracefully (--leave-runs: runs go on)
   health                show the daemon's health (exit 1 when degraded)
 
 ${CONNECT}
 
-Run 'forkd COMMAND --help' for a command's options.`,
+  -h, --help       this text ('forkd COMMAND --help' for a command's options)
+  -v, --version    print forkd's version`,
 
   serve: `Usage: forkd serve --app FILE [options]
 
@@ -48,7 +49,8 @@ Starts the daemon: a supervisor serving the HTTP API and a zygote that loads FIL
   --max-line N               longest line-protocol request (default 1 MiB)
   --line-idle-timeout-ms N   idle line-protocol connections are closed (default 300000)
   --max-connections N        open HTTP connections (default 1024)
-  --stop-timeout N           ms running jobs get on stop before they are terminated (default 10000)
+  --stop-timeout N           ms running jobs get on stop before they are terminated (default 10000;
+                             \`forkd stop --leave-runs\` leaves them to the next daemon instead)
   --prefork N                zygote prefork pool (default 0)
   --log-level LEVEL          trace, debug, info, warn, error (default info; logs go to stderr)
 
@@ -132,9 +134,15 @@ command fails with the load error.
 
 ${CONNECT}`,
 
-  stop: `Usage: forkd stop
+  stop: `Usage: forkd stop [--leave-runs]
 
-Stops the daemon gracefully: running jobs get --stop-timeout to finish.
+Stops the daemon gracefully: running jobs get --stop-timeout to finish, then
+they are terminated (SIGTERM, SIGKILL after --kill-grace-ms).
+
+  --leave-runs   stop at once and leave running jobs running: they stay
+                 recorded, and the next \`forkd serve\` on the same
+                 --state-dir follows them to their end and records how they
+                 ended (a run's --timeout-ms still applies)
 
 ${CONNECT}`,
 

@@ -44,6 +44,12 @@ export function checkForkSafety(): void {
   }
   const workers = liveWorkerCount();
   if (workers > 0) refuse(`${workers} worker_threads Worker(s) are running; a child would inherit them half alive. Terminate them first.`);
+  // A forked child that ran Workers has V8 platform threads of forkd's own
+  // (native/child_platform.cc): joined here, so none is counted below or
+  // inherited. Only a Worker still registered keeps them.
+  if (native.isForkedChild() && !native.stopChildPlatformThreads()) {
+    refuse('a worker_threads Worker of this child is still running; a child would inherit it half alive. Wait for its \'exit\' event.');
+  }
   // Loaded lazily: requiring the inspector module has a cost forkd's users
   // should not pay at start-up.
   // eslint-disable-next-line @typescript-eslint/no-var-requires

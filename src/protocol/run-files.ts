@@ -1,12 +1,12 @@
 // The files of a run directory that both sides write: the supervisor (its
-// record, supervisor/run-store.ts) and the run's child (its status,
+// record, supervisor/store/run-store.ts) and the run's child (its status,
 // zygote/child.ts).
 import * as fs from 'node:fs';
 
 /**
  * The file in the run directory the child writes its report to before renaming
  * it to status.json. A fixed name (one child per directory), so the supervisor
- * can create it ahead with the directory (supervisor/run-store.ts).
+ * can create it ahead with the directory (supervisor/store/run-store.ts).
  */
 export const STATUS_NEXT = 'status.next';
 

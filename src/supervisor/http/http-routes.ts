@@ -9,7 +9,7 @@ import { runNotFound, runStillRunning } from '../runs/run-errors';
 import { RUN_ID_PATTERN, checkRunRequest, checkRunSignal } from '../../protocol/run-request';
 import type { Metrics } from '../metrics';
 import { isFinished, runStates, type RunRecord, type RunState } from '../runs/run-record';
-import type { OutputStream, RunService, StartRunRequest } from '../runs/run-service';
+import type { OutputStream, RunService, StartRunRequest, StopOptions, WaitResult } from '../runs/run-service';
 import { errorBody, statusOf } from './http-errors';
 import { followOutput, readOutput } from './http-output';
 
@@ -24,6 +24,7 @@ const idParams = {
   additionalProperties: false,
 } as const;
 const noQuery = { type: 'object', additionalProperties: false } as const;
+const stopQuery = { type: 'object', properties: { leaveRuns: boolText }, additionalProperties: false } as const;
 
 const startSchema = {
   querystring: { type: 'object', properties: { wait: boolText }, additionalProperties: false },
@@ -63,7 +64,7 @@ export interface RouteContext {
   metrics: Metrics;
   /** Waits in progress (long-polls, ?wait=true, follows): close() ends them so they answer now. */
   waits: Set<AbortController>;
-  onStopRequested(): void;
+  onStopRequested(options: StopOptions): void;
 }
 
 export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
@@ -81,10 +82,9 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
   }
 
   /**
-   * The record once the run has ended, or as it is when maxMs pass or the
-   * wait is aborted. Waits longer than MAX_WAIT_MS go in slices; a slice that
-   * comes back early with the run still going was woken on purpose (the
-   * daemon is stopping or restarting) and is answered at once.
+   * The record once the run has ended, or as it is when maxMs pass, the
+   * wait is aborted or the daemon stops. Waits longer than MAX_WAIT_MS go in
+   * slices.
    */
   async function waitUntilEnded(id: string, maxMs: number, signal: AbortSignal): Promise<RunRecord> {
     const deadline = Date.now() + maxMs;
@@ -93,15 +93,14 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
       if (record === undefined) throw runNotFound(id);
       const slice = Math.min(deadline - Date.now(), MAX_WAIT_MS);
       if (isFinished(record) || signal.aborted || slice <= 0) return record;
-      const began = Date.now();
-      let woken: RunRecord;
+      let woken: WaitResult;
       try {
         woken = await service.waitForEnd(id, slice, signal);
       } catch (error) {
         if (!signal.aborted) throw error;
         continue;
       }
-      if (!isFinished(woken) && Date.now() - began < slice - 5) return service.get(id) ?? woken;
+      if (woken.woke === 'stopping') return woken.record;
     }
   }
 
@@ -194,10 +193,11 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
     return result;
   });
 
-  app.post('/v1/stop', { schema: { querystring: noQuery } }, async (_request, reply) => {
+  app.post<{ Querystring: { leaveRuns?: string } }>('/v1/stop', { schema: { querystring: stopQuery } }, async (request, reply) => {
+    const leaveRuns = truthy(request.query.leaveRuns);
     // Answer first: the stop closes this very connection.
-    reply.raw.once('close', () => ctx.onStopRequested());
-    return reply.code(202).send({ stopping: true });
+    reply.raw.once('close', () => ctx.onStopRequested({ leaveRuns }));
+    return reply.code(202).send({ stopping: true, leaveRuns });
   });
 
   app.get('/v1/health', { schema: { querystring: noQuery } }, async (_request, reply) => {

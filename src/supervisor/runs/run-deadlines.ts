@@ -29,6 +29,21 @@ export class RunDeadlines {
     if (deadline.killAt === null && deadline.termAt !== null && !deadline.timedOut) this.armTerm(entry, deadline.termAt);
   }
 
+  /**
+   * Re-arms a run's timeout from its record alone (startedAt + timeoutMs),
+   * for a run an earlier supervisor left without handing over its timers
+   * (it crashed, or stopped leaving its runs) and whose record keeps no
+   * deadline (written by an older version, or a run adopted from its claim,
+   * whose record had no pid yet). A deadline that passed while no daemon
+   * ran is enforced at once.
+   */
+  resume(entry: RunEntry): void {
+    const { timeoutMs, startedAt } = entry.record;
+    if (timeoutMs === null || startedAt === null) return;
+    const startedAtMs = Date.parse(startedAt);
+    if (Number.isFinite(startedAtMs)) this.armTerm(entry, startedAtMs + timeoutMs);
+  }
+
   private armTerm(entry: RunEntry, termAt: number): void {
     entry.termAt = termAt;
     entry.timers.push(

@@ -24,7 +24,7 @@ import { RunClaims, claimantStart } from './run-claim';
 import { ZYGOTE_REPORT_GRACE_MS, Reaper } from './reaper';
 import { RunDeadlines } from './run-deadlines';
 import { RunDeadline, RunRecord, RunState, asRunDeadline, runStates } from './run-record';
-import type { HealthReport, OutputStream, RestartResult, RunService, StartRunRequest } from './run-service';
+import type { HealthReport, OutputStream, RestartResult, RunService, StartRunRequest, StopOptions, WaitResult } from './run-service';
 import { RunEntry, RunTable, newEntry } from './run-table';
 
 const SIGTERM = signalNumber('SIGTERM');
@@ -51,7 +51,7 @@ export class Supervisor implements RunService {
   /** Set by main.ts: re-executes the supervisor after a restart's zygote swap. */
   reexec: (() => void) | null = null;
   /** Called by stop(): main.ts closes the front ends and exits. */
-  onStop: (() => Promise<void>) | null = null;
+  onStop: ((options: StopOptions) => Promise<void>) | null = null;
 
   constructor(
     private readonly config: SupervisorConfig,
@@ -83,8 +83,7 @@ export class Supervisor implements RunService {
     native.setChildSubreaper(true);
     process.on('SIGCHLD', () => this.reaper.sweepOrphans());
     for (const stored of this.store.loadAll((file, reason) => this.logger.warn({ file, reason }, 'skipping unreadable run record'))) {
-      // After a crash no zygote of ours is any run's parent: none will report.
-      this.resumeRecorded(stored.record, stored.procStart, asRunDeadline(stored.deadline), inherited !== undefined);
+      this.resumeRecorded(stored.record, stored.procStart, asRunDeadline(stored.deadline), inherited === undefined);
     }
     for (const run of inherited?.runs ?? []) {
       const entry = this.table.find(run.id);
@@ -186,19 +185,25 @@ export class Supervisor implements RunService {
     return { ...record };
   }
 
-  /** A run recorded as running by an earlier supervisor: follow it if its process is still ours, else settle it. */
-  private resumeRecorded(record: RunRecord, procStart: string | null, deadline: RunDeadline | null, zygoteMayReport: boolean): void {
+  /**
+   * A run recorded by an earlier supervisor: followed if it is running and
+   * its process is still ours, else settled. Its timeout and a SIGKILL still
+   * due to its group are re-armed from the deadline in its record (a record
+   * written before deadlines were kept: from startedAt + timeoutMs, unless a
+   * restart hands its timers over, `fromRecord` false). After a crash
+   * (`fromRecord`), no zygote of ours is any run's parent: none will report.
+   */
+  private resumeRecorded(record: RunRecord, procStart: string | null, deadline: RunDeadline | null, fromRecord: boolean): void {
     const entry = newEntry(record, procStart, 0n);
     this.table.add(entry);
-    // Its timeout where it was (at once if passed), and a SIGKILL still due
-    // to its group, even for a run that has ended.
     if (deadline !== null) this.deadlines.rearm(entry, deadline);
     if (record.state !== 'running') return;
     if (record.pid === null && !this.adoptUnconfirmed(entry)) return;
     const alive = record.pid !== null && entry.procStart !== null && procStartTime(record.pid) === entry.procStart;
     if (alive) {
+      if (fromRecord && deadline === null) this.deadlines.resume(entry);
       this.logger.info({ runId: record.id, runPid: record.pid, termAt: entry.termAt }, 'following a run started before this supervisor');
-      this.reaper.follow(entry, zygoteMayReport);
+      this.reaper.follow(entry, !fromRecord);
     } else {
       this.reaper.settleGone(entry);
     }
@@ -242,7 +247,7 @@ export class Supervisor implements RunService {
     return out;
   }
 
-  waitForEnd(id: string, timeoutMs: number, signal?: AbortSignal): Promise<RunRecord> {
+  waitForEnd(id: string, timeoutMs: number, signal?: AbortSignal): Promise<WaitResult> {
     return this.table.waitForEnd(id, timeoutMs, signal);
   }
 
@@ -311,8 +316,8 @@ export class Supervisor implements RunService {
     this.restarting = null;
   }
 
-  async stop(): Promise<void> {
-    if (this.onStop !== null) await this.onStop();
+  async stop(options: StopOptions = {}): Promise<void> {
+    if (this.onStop !== null) await this.onStop(options);
   }
 
   /** No new runs from now on; every long-poll in progress is answered with the current state. */
@@ -340,6 +345,23 @@ export class Supervisor implements RunService {
     await allEnded(ZYGOTE_REPORT_GRACE_MS + 500);
     this.zygotes.killLoading();
     this.zygotes.retireAll();
+  }
+
+  /**
+   * The end of a stop that leaves the running runs running (`stop` with
+   * leaveRuns): nothing is signalled. They stay recorded as running, with
+   * their pid and its start time, and the next daemon on this state dir
+   * follows them to their end (init()), as after a crash. The zygotes are
+   * let go: their idle prefork children exit now, and each zygote exits as
+   * the channel closes with this process; its runs are re-parented and run on.
+   * Returns the ids of the runs left.
+   */
+  leaveRuns(): string[] {
+    this.stopping = true;
+    this.zygotes.stop();
+    this.zygotes.killLoading();
+    this.zygotes.retireAll();
+    return this.table.runningEntries().map((e) => e.record.id);
   }
 
   /** A stop during the start, or during a restart's load: no zygote still loading survives it. */

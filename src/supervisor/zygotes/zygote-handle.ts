@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { ForkdError } from '../../errors';
 import { ExitWatch } from '../../lib/exit-watch';
 import { JsonLineChannel } from '../../protocol/json-lines';
-import { fdOf } from '../restart/handle-fd';
+import { fdOf } from '../../node-internals';
 import { signalNumber } from '../../lib/signals';
 import { FromZygote, SerializedError, SpawnRequest, ToZygote, isFromZygote } from '../../protocol/zygote-messages';
 

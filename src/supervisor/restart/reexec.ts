@@ -1,0 +1,93 @@
+// Runs in the supervisor, on both sides of a restart's execve: the restart's
+// one entry point. The old image asks each part for what it hands over (the
+// run table and zygotes, the HTTP API, the line server, the state lock),
+// writes it (handover.ts), keeps exactly those fds (handover-fds.ts) and
+// execve()s itself; the new image reads it back with takeHandover() before
+// it builds anything. The zygote swap that comes first is zygotes/zygote-set.ts
+// reload(); each front end's own quiesce and snapshot live in its folder
+// (http-handover.ts here, line/line-server.ts).
+import type pino from 'pino';
+import { native } from '../../native';
+import type { SupervisorConfig } from '../config';
+import type { HttpApi, HttpHandover } from '../http/http-api';
+import type { LineServer, LineServerState } from '../line/line-server';
+import type { RestartResult } from '../runs/run-service';
+import type { Supervisor, SupervisorHandover } from '../runs/supervisor';
+import type { StateLock } from '../store/state-lock';
+import { HANDOVER_ENV, readHandover, writeHandover } from './handover';
+import { closeOnExec, handoverFds } from './handover-fds';
+
+/** Everything one supervisor image hands the next across the execve. */
+export interface Handover {
+  version: 1;
+  supervisor: SupervisorHandover;
+  http: HttpHandover;
+  line: LineServerState | null;
+  /** The state directory's lock (absent from a supervisor that held none). */
+  lockFd?: number;
+  restartResult: RestartResult;
+  restarts: number;
+}
+
+/** In the new image: what the previous one handed over, or undefined on a first start. */
+export function takeHandover(config: SupervisorConfig): Handover | undefined {
+  const handoverEnv = process.env[HANDOVER_ENV];
+  if (handoverEnv === undefined) return undefined;
+  delete process.env[HANDOVER_ENV];
+  const inherited = readHandover(handoverEnv, config.stateDir) as Handover;
+  // Before anything is spawned: the fds that crossed the exec are ours alone.
+  closeOnExec(inherited);
+  return inherited;
+}
+
+export interface RestartParts {
+  supervisor: Supervisor;
+  http: HttpApi;
+  line: LineServer | null;
+  lock: StateLock;
+  /** Restarts this daemon has been through before this one. */
+  restarts: number;
+}
+
+let reexecuting = false;
+
+/**
+ * The second half of a restart, after the new zygote is ready: the front
+ * ends stop taking requests and finish those in flight, then, in one
+ * synchronous stretch (libuv moves no byte in between), the state is written
+ * and the supervisor execve()s itself, keeping exactly the fds it hands over.
+ * If the exec fails, everything resumes on the current code.
+ */
+export async function reexec(parts: RestartParts, logger: pino.Logger, config: SupervisorConfig): Promise<void> {
+  if (reexecuting) return;
+  reexecuting = true;
+  const { supervisor, http, line, lock } = parts;
+  const result = supervisor.health().zygote;
+  try {
+    await Promise.all([http.quiesce(), line?.quiesce()]);
+    // A request that started on the HTTP side while the line side was still
+    // quiescing (or the other way round) is waited for too.
+    for (let round = 0; round < 10 && !http.quiet(); round++) await Promise.all([http.quiesce(), line?.quiesce()]);
+    supervisor.pauseZygotes(true);
+    const state: Handover = {
+      version: 1,
+      supervisor: supervisor.handover(),
+      http: http.snapshot(),
+      line: line?.snapshot() ?? null,
+      lockFd: lock.fd,
+      restartResult: { ok: true, appVersion: result.appVersion, loadedAt: result.loadedAt },
+      restarts: parts.restarts,
+    };
+    const keep = handoverFds(state);
+    const env = Object.entries({ ...process.env, [HANDOVER_ENV]: writeHandover(config.stateDir, state) }).map(([k, v]) => `${k}=${v}`);
+    logger.info({ keepFds: keep.length }, 're-executing the supervisor');
+    native.execve(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], env, keep);
+  } catch (error) {
+    logger.error({ err: error }, 'restart: the supervisor could not re-execute itself; it keeps serving with its current code');
+    supervisor.pauseZygotes(false);
+    http.resume();
+    line?.resume();
+    supervisor.restartAborted();
+    reexecuting = false;
+  }
+}
