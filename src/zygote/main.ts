@@ -108,8 +108,10 @@ async function main(): Promise<void> {
   prepareHeap();
   // Runs outlive the zygote: if it dies they are re-parented to the
   // supervisor (a subreaper), which reaps them and records their status.
-  // Idle prefork children, which have no job yet, die with it.
-  const pool = new PreforkPool<SpawnRequest, ChildReport>((request, ctx) => runRequest(app, request, ctx), { size: preforkSize, deathSignal: null });
+  // Idle prefork children, which have no job yet, die with it. A run that
+  // listens to ctx.signal is not bounded after SIGTERM by its child: every
+  // SIGTERM the daemon sends is followed by SIGKILL after --kill-grace-ms.
+  const pool = new PreforkPool<SpawnRequest, ChildReport>((request, ctx) => runRequest(app, request, ctx), { size: preforkSize, deathSignal: null, termGraceMs: null });
   channel.on('message', (message: ToZygote) => {
     if (message.t === 'spawn') spawn(pool, channel, message);
     else if (message.t === 'shutdown') {
