@@ -3,10 +3,11 @@
 // run table and zygotes, the HTTP API, the line server, the state lock),
 // writes it (handover.ts), passes the file's key and the token in a
 // socketpair (secret-channel.ts), keeps exactly those fds (handover-fds.ts)
-// and execve()s itself without --token on its command line; the new image reads it back with takeHandover() before
-// it builds anything. The zygote swap that comes first is zygotes/zygote-set.ts
-// reload(); each front end's own quiesce and snapshot live in its folder
-// (http-handover.ts here, line/line-server.ts).
+// and execve()s itself without --token on its command line; the new image
+// reads it back with takeHandover() before it builds anything. The zygote
+// swap that comes first is zygotes/zygote-set.ts reload(); each front end's
+// own quiesce and snapshot live in its folder (http-handover.ts here,
+// line/line-server.ts).
 import type pino from 'pino';
 import { native } from '../../native';
 import type { SupervisorConfig } from '../config';
