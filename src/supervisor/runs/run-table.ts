@@ -19,6 +19,8 @@ export interface RunEntry {
   requestedAt: bigint;
   /** Our own pidfd watch on the run's process, while it is armed. */
   watching: boolean;
+  /** forkd sent it a signal (a client's, a timeout's, a stop's): its death is then its end, not a failed start. */
+  signalled: boolean;
   timedOut: boolean;
   /** Epoch ms when the timeout's SIGTERM, then its SIGKILL, are due (kept across a restart). */
   termAt: number | null;
@@ -36,7 +38,7 @@ export interface ExitStatus {
 }
 
 export function newEntry(record: RunRecord, procStart: string | null, requestedAt: bigint): RunEntry {
-  return { record, procStart, requestedAt, watching: false, timedOut: false, termAt: null, killAt: null, timers: [], waiters: new Set(), awaitingZygote: null };
+  return { record, procStart, requestedAt, watching: false, signalled: false, timedOut: false, termAt: null, killAt: null, timers: [], waiters: new Set(), awaitingZygote: null };
 }
 
 export class RunTable {
