@@ -41,7 +41,7 @@ Starts the daemon: a supervisor serving the HTTP API and a zygote that loads FIL
   --line-host HOST           its address (loopback only; default: --host)
   --state-dir DIR            run records and output (default ./.forkd); one daemon per DIR (DIR/lock)
   --max-running N            concurrent runs; more are refused (default 64)
-  --retain N                 finished records kept (default 1000)
+  --retain N                 finished records kept (default 1000, at least 1)
   --max-output-bytes N       per run and stream (default 10 MiB)
   --kill-grace-ms N          SIGTERM to SIGKILL on timeout (default 5000)
   --spawn-timeout-ms N       a fork must report back within this (default 5000)

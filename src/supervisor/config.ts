@@ -62,6 +62,20 @@ function int(values: Record<string, string | undefined>, flag: string, fallback:
   return n;
 }
 
+// A finished run is read from its retained record: ?wait=true and GET
+// /v1/runs/:id answer with it, the line protocol's check reports its status
+// from it. With 0 a run would be forgotten the instant it ended, before any
+// of them could read it ("Hash not found", 404), so 0 is refused.
+function retainCount(values: Record<string, string | undefined>): number {
+  if (values.retain !== undefined && /^0+$/.test(values.retain)) {
+    throw new ForkdError(
+      'FORKD_ERR_INVALID_ARG',
+      '--retain must be at least 1, got "0": a finished run is read from its retained record (?wait=true, GET /v1/runs/:id, the line protocol\'s check), so with 0 none could be read; free runs yourself (DELETE /v1/runs/:id, free) to keep none',
+    );
+  }
+  return int(values, 'retain', 1000, 1, 10_000_000);
+}
+
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
 
 export function isLoopback(host: string): boolean {
@@ -100,7 +114,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     lineHost,
     stateDir: path.resolve(cwd, values['state-dir'] ?? '.forkd'),
     maxRunning: int(values, 'max-running', 64, 1, 100000),
-    retain: int(values, 'retain', 1000, 0, 10_000_000),
+    retain: retainCount(values),
     token,
     maxOutputBytes: int(values, 'max-output-bytes', 10 * 1024 * 1024, 1024, 2 ** 40),
     killGraceMs: int(values, 'kill-grace-ms', 5000, 0, 3_600_000),

@@ -101,7 +101,10 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
         if (!signal.aborted) throw error;
         continue;
       }
-      if (!isFinished(woken) && Date.now() - began < slice - 5) return service.get(id) ?? woken;
+      // The record it ended with: a small --retain may already have freed it
+      // (another run that ended in the same tick), and it was run to its end.
+      if (isFinished(woken)) return woken;
+      if (Date.now() - began < slice - 5) return service.get(id) ?? woken;
     }
   }
 
