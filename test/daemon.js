@@ -78,9 +78,10 @@ function request(target, { method = 'GET', path: urlPath, body, headers = {}, so
  * Starts `forkd serve --app <app> --port 0 --state-dir <dir>/state [--token
  * <token>] ...args` in `dir` (a new temp dir by default) and resolves once it
  * listens and its zygote is ready. `args` carry everything else the test
- * relies on (`--line-port 0`, `--kill-grace-ms`, limits).
+ * relies on (`--line-port 0`, `--kill-grace-ms`, limits). With `zygoteReady:
+ * false` it resolves once it listens, whatever its zygote does.
  */
-async function startDaemon({ app = 'test/fixtures/app.js', args = [], token, dir = tmpDir(), readyMs = 20000 } = {}) {
+async function startDaemon({ app = 'test/fixtures/app.js', args = [], token, dir = tmpDir(), readyMs = 20000, zygoteReady = true } = {}) {
   const stateDir = path.join(dir, 'state');
   const child = spawn(process.execPath, [CLI, 'serve', '--app', path.resolve(root, app), '--port', '0', '--state-dir', stateDir, ...(token ? ['--token', token] : []), ...args], {
     cwd: dir,
@@ -182,7 +183,7 @@ async function startDaemon({ app = 'test/fixtures/app.js', args = [], token, dir
     daemon.port = listening.port;
     daemon.linePort = listening.linePort;
     daemon.url = `http://127.0.0.1:${listening.port}`;
-    await daemon.waitLog((r) => r.msg === 'zygote ready', readyMs, "'zygote ready'");
+    if (zygoteReady) await daemon.waitLog((r) => r.msg === 'zygote ready', readyMs, "'zygote ready'");
   } catch (error) {
     child.kill('SIGKILL');
     await within(exited, 5000, 'the daemon to die').catch(() => {});

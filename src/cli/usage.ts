@@ -45,6 +45,7 @@ Starts the daemon: a supervisor serving the HTTP API and a zygote that loads FIL
   --max-output-bytes N       per run and stream (default 10 MiB)
   --kill-grace-ms N          SIGTERM to SIGKILL on timeout (default 5000)
   --spawn-timeout-ms N       a fork must report back within this (default 5000)
+  --load-timeout-ms N        the app must load within this, else its zygote is killed (default 60000)
   --max-line N               longest line-protocol request (default 1 MiB)
   --line-idle-timeout-ms N   idle line-protocol connections are closed (default 300000)
   --max-connections N        open HTTP connections (default 1024)

@@ -19,6 +19,7 @@ export interface SupervisorConfig {
   maxOutputBytes: number;
   killGraceMs: number;
   spawnTimeoutMs: number;
+  loadTimeoutMs: number;
   maxLine: number;
   lineIdleTimeoutMs: number;
   maxConnections: number;
@@ -41,6 +42,7 @@ export const serveOptions = {
   'max-output-bytes': { type: 'string' },
   'kill-grace-ms': { type: 'string' },
   'spawn-timeout-ms': { type: 'string' },
+  'load-timeout-ms': { type: 'string' },
   'max-line': { type: 'string' },
   'line-idle-timeout-ms': { type: 'string' },
   'max-connections': { type: 'string' },
@@ -119,6 +121,9 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     maxOutputBytes: int(values, 'max-output-bytes', 10 * 1024 * 1024, 1024, 2 ** 40),
     killGraceMs: int(values, 'kill-grace-ms', 5000, 0, 3_600_000),
     spawnTimeoutMs: int(values, 'spawn-timeout-ms', 5000, 100, 600_000),
+    // Generous: an app may warm caches or connect at load. Past it a zygote
+    // is killed; a restart is refused, a first load retried with backoff.
+    loadTimeoutMs: int(values, 'load-timeout-ms', 60_000, 100, 3_600_000),
     maxLine: int(values, 'max-line', 1024 * 1024, 64, 64 * 1024 * 1024),
     lineIdleTimeoutMs: int(values, 'line-idle-timeout-ms', 300_000, 100, 86_400_000),
     maxConnections: int(values, 'max-connections', 1024, 1, 1_000_000),

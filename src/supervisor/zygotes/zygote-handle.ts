@@ -42,6 +42,8 @@ export interface ZygoteHandover {
   /** Channel bytes read but not yet parsed (a partial message). */
   buffered: string;
   retiring: boolean;
+  /** Epoch ms by which a zygote still loading must be ready (--load-timeout-ms); null once loaded. */
+  loadDeadline?: number | null;
 }
 
 interface ZygoteProcess {
@@ -97,6 +99,8 @@ export class ZygoteHandle extends EventEmitter {
   private readonly channel: JsonLineChannel<FromZygote, ToZygote>;
   private readonly pending = new Map<string, PendingSpawn>();
   private dead = false;
+  private loadDeadline: number | null = null;
+  private loadTimer: NodeJS.Timeout | null = null;
 
   private constructor(
     process: ZygoteProcess,
@@ -111,8 +115,10 @@ export class ZygoteHandle extends EventEmitter {
     process.onExit((code, signal, error) => this.onDied(code, signal, error));
   }
 
-  static spawn(app: string, spawnTimeoutMs: number, prefork: number): ZygoteHandle {
-    return new ZygoteHandle(spawnZygote(app, prefork), spawnTimeoutMs);
+  static spawn(app: string, spawnTimeoutMs: number, prefork: number, loadTimeoutMs: number): ZygoteHandle {
+    const zygote = new ZygoteHandle(spawnZygote(app, prefork), spawnTimeoutMs);
+    zygote.boundLoad(Date.now() + loadTimeoutMs);
+    return zygote;
   }
 
   /** The zygote a previous supervisor image started (still our child: same pid). */
@@ -120,7 +126,39 @@ export class ZygoteHandle extends EventEmitter {
     const zygote = new ZygoteHandle(takeOverZygote(handover), spawnTimeoutMs, handover.buffered);
     zygote.info = handover.info;
     zygote.state = handover.retiring ? 'stopped' : handover.info !== null ? 'ready' : 'starting';
+    if (zygote.state === 'starting' && typeof handover.loadDeadline === 'number') zygote.boundLoad(handover.loadDeadline);
     return zygote;
+  }
+
+  /**
+   * A zygote still loading at `deadline` (epoch ms) is SIGKILLed and its load
+   * reported failed. Loading runs the application's top level, which may
+   * never return (a busy loop, a connection that never answers): the zygote
+   * reads nothing meanwhile, so neither a message nor its channel closing
+   * would reach it, and a restart waiting for it would never be answered.
+   */
+  private boundLoad(deadline: number): void {
+    this.loadDeadline = deadline;
+    const ms = Math.max(0, deadline - Date.now());
+    this.loadTimer = setTimeout(() => {
+      this.loadTimer = null;
+      if (this.state !== 'starting' || this.dead) return;
+      const error: SerializedError = {
+        name: 'ForkdError',
+        code: 'FORKD_ERR_APP_LOAD',
+        message: `the application did not finish loading within ${ms} ms (--load-timeout-ms): its zygote (pid ${this.pid}) was killed`,
+      };
+      this.process.kill('SIGKILL');
+      this.state = 'failed';
+      this.loadError = error;
+      this.emit('load_failed', error);
+    }, ms);
+  }
+
+  private loadEnded(): void {
+    if (this.loadTimer !== null) clearTimeout(this.loadTimer);
+    this.loadTimer = null;
+    this.loadDeadline = null;
   }
 
   get pid(): number | null {
@@ -134,7 +172,7 @@ export class ZygoteHandle extends EventEmitter {
     while (this.process.channel.read() !== null);
     const fd = fdOf(this.process.channel);
     if (this.pid === null || fd < 0) throw new ForkdError('FORKD_ERR_ZYGOTE_UNAVAILABLE', 'the zygote has no open channel to hand over');
-    return { pid: this.pid, fd, info: this.info, buffered: this.channel.buffered(), retiring };
+    return { pid: this.pid, fd, info: this.info, buffered: this.channel.buffered(), retiring, loadDeadline: this.loadDeadline };
   }
 
   /** Whether the channel can still be handed over (a retiring zygote closes it before it exits). */
@@ -154,11 +192,13 @@ export class ZygoteHandle extends EventEmitter {
   private onMessage(message: FromZygote): void {
     switch (message.t) {
       case 'ready':
+        this.loadEnded();
         this.state = 'ready';
         this.info = { pid: message.pid, handlers: message.handlers, loadMs: message.loadMs, appVersion: message.appVersion, loadedAt: message.loadedAt };
         this.emit('ready', this.info);
         break;
       case 'load_failed':
+        this.loadEnded();
         this.state = 'failed';
         this.loadError = message.error;
         this.emit('load_failed', message.error);
@@ -192,6 +232,7 @@ export class ZygoteHandle extends EventEmitter {
     // child_process may report a failed spawn as 'error' and then 'exit'.
     if (this.dead) return;
     this.dead = true;
+    this.loadEnded();
     const wasFailed = this.state === 'failed';
     this.state = wasFailed ? 'failed' : 'stopped';
     for (const [, pending] of this.pending) {
