@@ -8,6 +8,7 @@ export const codes = {
   FORKD_ERR_FORK_UNSAFE: 'the process is in a state where fork() is not safe',
   FORKD_ERR_NOT_FORKED_CHILD: 'only a process created by forkd.fork() may do this',
   FORKD_ERR_RESULT_NOT_SERIALIZABLE: 'the job returned a value JSON cannot carry',
+  FORKD_ERR_RESULT_TOO_LARGE: "a daemon handler's result is larger than --max-result-bytes",
   FORKD_ERR_CHILD_LOST: 'the run ended and neither its exit status nor its result could be recovered',
   FORKD_ERR_UNKNOWN_HANDLER: 'no handler of that name is registered',
   FORKD_ERR_APP_LOAD: 'the application module failed to load',

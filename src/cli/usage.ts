@@ -43,6 +43,7 @@ Starts the daemon: a supervisor serving the HTTP API and a zygote that loads FIL
   --max-running N            concurrent runs; more are refused (default 64)
   --retain N                 finished records kept (default 1000, at least 1)
   --max-output-bytes N       per run and stream (default 10 MiB)
+  --max-result-bytes N       a run's result JSON; a larger one fails the run (default 16 MiB, at most 256 MiB)
   --kill-grace-ms N          SIGTERM to SIGKILL on timeout (default 5000)
   --spawn-timeout-ms N       a fork must report back within this (default 5000)
   --load-timeout-ms N        the app must load within this, else its zygote is killed (default 60000)

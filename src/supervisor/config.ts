@@ -17,6 +17,7 @@ export interface SupervisorConfig {
   retain: number;
   token: string | null;
   maxOutputBytes: number;
+  maxResultBytes: number;
   killGraceMs: number;
   spawnTimeoutMs: number;
   loadTimeoutMs: number;
@@ -40,6 +41,7 @@ export const serveOptions = {
   retain: { type: 'string' },
   token: { type: 'string' },
   'max-output-bytes': { type: 'string' },
+  'max-result-bytes': { type: 'string' },
   'kill-grace-ms': { type: 'string' },
   'spawn-timeout-ms': { type: 'string' },
   'load-timeout-ms': { type: 'string' },
@@ -50,6 +52,9 @@ export const serveOptions = {
   prefork: { type: 'string' },
   'log-level': { type: 'string' },
 } as const;
+
+/** --max-result-bytes's default: 16 MiB of JSON. */
+export const MAX_RESULT_BYTES_DEFAULT = 16 * 1024 * 1024;
 
 function bad(flag: string, expected: string, got: string): never {
   throw new ForkdError('FORKD_ERR_INVALID_ARG', `--${flag} must be ${expected}, got ${JSON.stringify(got)}`);
@@ -119,6 +124,9 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     retain: retainCount(values),
     token,
     maxOutputBytes: int(values, 'max-output-bytes', 10 * 1024 * 1024, 1024, 2 ** 40),
+    // Results are JSON the supervisor parses (when a record is read) and
+    // sends whole: 256 MiB is about the longest string V8 parses at ease.
+    maxResultBytes: int(values, 'max-result-bytes', MAX_RESULT_BYTES_DEFAULT, 1024, 256 * 1024 * 1024),
     killGraceMs: int(values, 'kill-grace-ms', 5000, 0, 3_600_000),
     spawnTimeoutMs: int(values, 'spawn-timeout-ms', 5000, 100, 600_000),
     // Generous: an app may warm caches or connect at load. Past it a zygote

@@ -108,8 +108,9 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
     }
   }
 
-  function requireRun(id: string): RunRecord {
-    const record = service.get(id);
+  /** The run's record; with its result only when `withResult` (reading it may mean reading result.json). */
+  function requireRun(id: string, withResult = false): RunRecord {
+    const record = service.get(id, { result: withResult });
     if (record === undefined) throw runNotFound(id);
     return record;
   }
@@ -138,7 +139,7 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
       },
     },
     async (request, reply) => {
-      const record = requireRun(request.params.id);
+      const record = requireRun(request.params.id, true);
       const waitMs = Math.min(Number(request.query.waitMs ?? 0), MAX_WAIT_MS);
       if (waitMs === 0 || isFinished(record)) return record;
       return waitUntilEnded(record.id, waitMs, waitScope(reply).signal);
@@ -173,7 +174,7 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
     const signal = typeof request.body.signal === 'number' ? signo : (signalName(signo) ?? signo);
     const record = requireRun(request.params.id);
     if (isFinished(record) || !service.signal(record.id, signal)) {
-      throw new ForkdError('FORKD_ERR_RUN_ENDED', `run ${JSON.stringify(record.id)} has already ended (${service.get(record.id)?.state ?? 'freed'})`);
+      throw new ForkdError('FORKD_ERR_RUN_ENDED', `run ${JSON.stringify(record.id)} has already ended (${service.get(record.id, { result: false })?.state ?? 'freed'})`);
     }
     return { id: record.id, signal, sent: true };
   });

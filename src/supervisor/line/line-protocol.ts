@@ -198,7 +198,7 @@ function startError(error: unknown, handler: string, ctx: ProtocolContext): Line
 function check(body: unknown, service: RunService): LineReply {
   const id = hashToId(field(body, 'hash'));
   if (id === null) return replies.hashNotNumeric;
-  const record = service.get(id);
+  const record = service.get(id, { result: false });
   if (record === undefined) return replies.hashNotFound;
   const retcode = retcodeOf(record);
   return retcode === null ? replies.stillRunning : { retcode };
@@ -207,7 +207,7 @@ function check(body: unknown, service: RunService): LineReply {
 function free(body: unknown, service: RunService): LineReply {
   const id = hashToId(field(body, 'hash'));
   if (id === null) return replies.hashNotNumeric;
-  const record = service.get(id);
+  const record = service.get(id, { result: false });
   if (record === undefined) return replies.hashNotFound;
   // The original forgot a running script and left it untracked; forkd keeps
   // following it until it ends, and only then may it be freed.
@@ -225,7 +225,7 @@ function free(body: unknown, service: RunService): LineReply {
 function terminate(body: unknown, ctx: ProtocolContext): LineReply {
   const id = hashToId(field(body, 'hash'));
   if (id === null) return replies.hashNotNumeric;
-  const record = ctx.service.get(id);
+  const record = ctx.service.get(id, { result: false });
   if (record === undefined) return replies.hashNotFound;
   if (record.state !== 'running') return replies.alreadyNotRunning;
   try {

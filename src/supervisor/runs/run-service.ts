@@ -47,7 +47,12 @@ export type OutputStream = 'stdout' | 'stderr';
 export interface RunService {
   /** Forks a run; resolves once the child exists (record state 'running'), or with a 'failed_to_start' record. */
   start(request: StartRunRequest): Promise<RunRecord>;
-  get(id: string): RunRecord | undefined;
+  /**
+   * A run's record, with its result (one kept in the run's result.json is
+   * read for it); `result: false` when only its state is wanted.
+   */
+  get(id: string, options?: { result?: boolean }): RunRecord | undefined;
+  /** The records; results kept in result.json (larger than 64 KiB) are left out (`resultBytes` says they exist). */
   list(filter?: { state?: RunState }): RunRecord[];
   /** Resolves with the record once the run has ended, or with its current state after timeoutMs. */
   waitForEnd(id: string, timeoutMs: number, signal?: AbortSignal): Promise<RunRecord>;

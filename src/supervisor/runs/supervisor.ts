@@ -53,7 +53,7 @@ export class Supervisor implements RunService {
     private readonly metrics: Metrics,
   ) {
     this.store = new RunStore(config.stateDir);
-    this.table = new RunTable(this.store, logger, metrics, config.retain);
+    this.table = new RunTable(this.store, logger, metrics, config.retain, config.maxResultBytes);
     this.zygotes = new ZygoteSet(config, logger, metrics, (message) => this.reaper.onZygoteExited(message));
     this.reaper = new Reaper(this.table, this.store, () => this.zygotes.pids());
     this.deadlines = new RunDeadlines(config.killGraceMs, logger, (entry, signal) => this.signalGroup(entry, signal));
@@ -154,6 +154,7 @@ export class Supervisor implements RunService {
         env: req.env ?? null,
         runDir: this.store.runDir(record.id),
         maxOutputBytes: this.config.maxOutputBytes,
+        maxResultBytes: this.config.maxResultBytes,
       });
     } catch (error) {
       this.table.finalize(entry, 'failed_to_start', { code: null, signal: null, rusage: null }, null, error as Error);
@@ -185,9 +186,10 @@ export class Supervisor implements RunService {
 
   // ---- queries and control ------------------------------------------------
 
-  get(id: string): RunRecord | undefined {
+  get(id: string, options: { result?: boolean } = {}): RunRecord | undefined {
     const entry = this.table.find(id);
-    return entry === undefined ? undefined : { ...entry.record };
+    if (entry === undefined) return undefined;
+    return options.result === false ? { ...entry.record } : this.table.view(entry);
   }
 
   list(filter: { state?: RunState } = {}): RunRecord[] {

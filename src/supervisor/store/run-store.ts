@@ -4,6 +4,7 @@
 //   <stateDir>/runs/<id>/record.json   the run record, replaced atomically
 //   <stateDir>/runs/<id>/stdout|stderr what the run wrote (the child writes them)
 //   <stateDir>/runs/<id>/status.json   the child's own report on its way out
+//   <stateDir>/runs/<id>/result.json   a result larger than INLINE_RESULT_BYTES (the child writes it)
 //   <stateDir>/runs/.spare-<hex>/      a run directory made ahead, not yet a run's
 //
 // Creating a file or a directory (allocating an inode) is the costly part of
@@ -20,8 +21,8 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { ForkdError } from '../../errors';
-import { STATUS_NEXT, overwriteFile } from '../../protocol/run-files';
-import type { ChildReport } from '../../protocol/zygote-messages';
+import { RESULT_FILE, STATUS_NEXT, overwriteFile } from '../../protocol/run-files';
+import { FROM_ZYGOTE_MAX_BYTES, type ChildReport } from '../../protocol/zygote-messages';
 import { RUN_ID_PATTERN } from '../../protocol/run-request';
 import { RunRecord, runStates } from '../runs/run-record';
 
@@ -67,7 +68,7 @@ const SPARES = 8;
 /** New ones are made only below this: freed runs' directories, recycled, usually keep the count up. */
 const SPARES_LOW = SPARES / 2;
 /** The files a run's directory may hold; a directory with anything else is not recycled. */
-const RUN_FILES = new Set(['record.json', 'record.next', 'record.prev', 'status.json', 'status.next', 'stdout', 'stderr']);
+const RUN_FILES = new Set(['record.json', 'record.next', 'record.prev', 'status.json', 'status.next', 'stdout', 'stderr', RESULT_FILE]);
 
 /**
  * Replaces dir/record.json atomically without allocating an inode: the new
@@ -93,6 +94,25 @@ function replaceRecord(dir: string, data: string): void {
   }
   fs.renameSync(next, file);
   if (kept) fs.renameSync(prev, next);
+}
+
+/**
+ * The content of `file` as UTF-8, or null when it is longer than `max`
+ * bytes. Never reads more than max + 1 bytes, even from a file that a
+ * process the run left behind is still appending to.
+ */
+function readBounded(file: string, max: number): string | null {
+  const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (size > max) return null;
+    const buffer = Buffer.allocUnsafe(Math.min(size, max) + 1);
+    let length = 0;
+    for (let n; length < buffer.length && (n = fs.readSync(fd, buffer, length, buffer.length - length, length)) > 0; ) length += n;
+    return length > max ? null : buffer.toString('utf8', 0, length);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 function isRecord(value: unknown): value is StoredRun {
@@ -194,12 +214,31 @@ export class RunStore {
     return dir;
   }
 
+  /** The child's status.json; null when absent, unreadable, or larger than a report can be (the child wrote it: it is not trusted to be small). */
   readStatus(id: string): ChildReport | null {
     try {
-      const value = JSON.parse(fs.readFileSync(path.join(this.runDir(id), 'status.json'), 'utf8')) as ChildReport;
+      const text = readBounded(path.join(this.runDir(id), 'status.json'), FROM_ZYGOTE_MAX_BYTES);
+      if (text === null) return null;
+      const value = JSON.parse(text) as ChildReport;
       return value !== null && typeof value === 'object' && typeof value.ok === 'boolean' ? value : null;
     } catch {
       return null;
+    }
+  }
+
+  /**
+   * The result a run left in its result.json (zygote/child.ts writes it),
+   * read when its record is asked for; at most `maxBytes` are read. A file
+   * that is missing, longer, or not JSON is reported, not thrown.
+   */
+  readResult(id: string, maxBytes: number): { value: unknown } | { error: string } {
+    const file = path.join(this.runDir(id), RESULT_FILE);
+    try {
+      const text = readBounded(file, maxBytes);
+      if (text === null) return { error: `${file} is larger than --max-result-bytes (${maxBytes})` };
+      return { value: JSON.parse(text) };
+    } catch (error) {
+      return { error: `cannot read ${file}: ${(error as Error).message}` };
     }
   }
 
@@ -240,6 +279,7 @@ export class RunStore {
     if (names.some((name) => !RUN_FILES.has(name))) throw new Error(`${dir} holds more than a run's files`);
     if (names.includes('status.json')) await fsp.rename(path.join(dir, 'status.json'), path.join(dir, STATUS_NEXT));
     await fsp.rm(path.join(dir, RECORD_PREV), { force: true });
+    await fsp.rm(path.join(dir, RESULT_FILE), { force: true });
     // The output files are unlinked, not reused: a reader (a follow) or a
     // process the run left behind may still hold them open.
     for (const name of ['stdout', 'stderr']) {

@@ -11,7 +11,7 @@ import { ExitWatch } from '../../lib/exit-watch';
 import { JsonLineChannel } from '../../protocol/json-lines';
 import { fdOf } from '../restart/handle-fd';
 import { signalNumber } from '../../lib/signals';
-import { FromZygote, SerializedError, SpawnRequest, ToZygote, isFromZygote } from '../../protocol/zygote-messages';
+import { FROM_ZYGOTE_MAX_BYTES, FromZygote, SerializedError, SpawnRequest, TO_ZYGOTE_MAX_BYTES, ToZygote, isFromZygote } from '../../protocol/zygote-messages';
 
 export type ZygoteState = 'starting' | 'ready' | 'failed' | 'stopped';
 
@@ -39,8 +39,10 @@ export interface ZygoteHandover {
   /** Our end of the channel: inherited across the execve. */
   fd: number;
   info: ZygoteInfo | null;
-  /** Channel bytes read but not yet parsed (a partial message). */
-  buffered: string;
+  /** Channel bytes read but not yet parsed (a partial message), base64. */
+  bufferedBase64?: string;
+  /** The same as UTF-8 text, from an image before bufferedBase64 (a partial message may end inside a character). */
+  buffered?: string;
   retiring: boolean;
   /** Epoch ms by which a zygote still loading must be ready (--load-timeout-ms); null once loaded. */
   loadDeadline?: number | null;
@@ -105,11 +107,11 @@ export class ZygoteHandle extends EventEmitter {
   private constructor(
     process: ZygoteProcess,
     private readonly spawnTimeoutMs: number,
-    buffered = '',
+    buffered?: Buffer,
   ) {
     super();
     this.process = process;
-    this.channel = new JsonLineChannel<FromZygote, ToZygote>(process.channel, isFromZygote, undefined, buffered);
+    this.channel = new JsonLineChannel<FromZygote, ToZygote>(process.channel, isFromZygote, { maxIn: FROM_ZYGOTE_MAX_BYTES, maxOut: TO_ZYGOTE_MAX_BYTES }, buffered);
     this.channel.on('message', (message: FromZygote) => this.onMessage(message));
     this.channel.on('error', () => {}); // a broken channel shows up as the zygote's death
     process.onExit((code, signal, error) => this.onDied(code, signal, error));
@@ -123,7 +125,8 @@ export class ZygoteHandle extends EventEmitter {
 
   /** The zygote a previous supervisor image started (still our child: same pid). */
   static takeOver(handover: ZygoteHandover, spawnTimeoutMs: number): ZygoteHandle {
-    const zygote = new ZygoteHandle(takeOverZygote(handover), spawnTimeoutMs, handover.buffered);
+    const buffered = handover.bufferedBase64 !== undefined ? Buffer.from(handover.bufferedBase64, 'base64') : Buffer.from(handover.buffered ?? '', 'utf8');
+    const zygote = new ZygoteHandle(takeOverZygote(handover), spawnTimeoutMs, buffered);
     zygote.info = handover.info;
     zygote.state = handover.retiring ? 'stopped' : handover.info !== null ? 'ready' : 'starting';
     if (zygote.state === 'starting' && typeof handover.loadDeadline === 'number') zygote.boundLoad(handover.loadDeadline);
@@ -172,7 +175,7 @@ export class ZygoteHandle extends EventEmitter {
     while (this.process.channel.read() !== null);
     const fd = fdOf(this.process.channel);
     if (this.pid === null || fd < 0) throw new ForkdError('FORKD_ERR_ZYGOTE_UNAVAILABLE', 'the zygote has no open channel to hand over');
-    return { pid: this.pid, fd, info: this.info, buffered: this.channel.buffered(), retiring, loadDeadline: this.loadDeadline };
+    return { pid: this.pid, fd, info: this.info, bufferedBase64: this.channel.buffered().toString('base64'), retiring, loadDeadline: this.loadDeadline };
   }
 
   /** Whether the channel can still be handed over (a retiring zygote closes it before it exits). */
