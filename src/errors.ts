@@ -22,6 +22,7 @@ export const codes = {
   FORKD_ERR_LINE_TOO_LONG: 'a line-protocol request is longer than --max-line',
   FORKD_ERR_STATE_FILE: 'the state file is missing, foreign or corrupt',
   FORKD_ERR_STATE_LOCKED: 'another daemon holds the state directory',
+  FORKD_ERR_STATE_DIR: 'the state directory cannot be written',
   FORKD_ERR_HTTP: 'the daemon answered with an error',
   FORKD_ERR_CONNECT: 'the daemon could not be reached',
   FORKD_ERR_RUN_ENDED: 'the run has already ended',

@@ -4,7 +4,9 @@
 // SIGHUP restarts it), and performs the restart's execve with its handover.
 import * as fs from 'node:fs';
 import pino from 'pino';
+import { ForkdError } from '../errors';
 import { native } from '../native';
+import { systemReason } from './store/state-dir-error';
 import type { SupervisorConfig } from './config';
 import { HANDOVER_ENV, readHandover, writeHandover } from './restart/handover';
 import { closeOnExec, handoverFds } from './restart/handover-fds';
@@ -78,7 +80,7 @@ export async function main(config: SupervisorConfig): Promise<void> {
     const metrics = new Metrics();
     parts.supervisor = new Supervisor(config, logger, metrics);
     await parts.supervisor.init(inherited?.supervisor);
-    parts.http = await createHttpApi(parts.supervisor, config, { logger, metrics, inherited: inherited?.http });
+    parts.http = await createHttpApi(parts.supervisor, config, { logger, metrics, inherited: inherited?.http, restartResult: inherited?.restartResult });
     await parts.http.listen();
     parts.line = config.linePort !== null ? createLineServer(parts.supervisor, config, { logger, inherited: inherited?.line ?? undefined, restartResult: inherited?.restartResult }) : null;
     if (parts.line !== null) await parts.line.listen();
@@ -102,9 +104,10 @@ export async function main(config: SupervisorConfig): Promise<void> {
       logger.info('stopped');
       process.exit(0);
     })());
-  restart = () => void supervisor.restart().then((result) => logger.info(result, 'restart (SIGHUP)'));
+  // Resolves only when the restart failed: a successful one is logged by the new image.
+  restart = () => void supervisor.restart().then((result) => logger.warn(result, 'restart (SIGHUP) failed'));
   supervisor.onStop = stop;
-  supervisor.reexec = () => void reexec(supervisor, http, line, lock, restarts, logger, config);
+  supervisor.reexec = (loaded) => reexec(supervisor, http, line, lock, restarts, logger, config, loaded);
   // A bug must not take the run table down with it: log it and keep serving.
   process.on('uncaughtException', (error) => logger.error({ err: error }, 'uncaught exception in the supervisor'));
   process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection in the supervisor'));
@@ -132,18 +135,24 @@ async function failStart(parts: Parts, error: unknown, logger: pino.Logger): Pro
   process.exit(1);
 }
 
-let reexecuting = false;
-
 /**
  * The second half of a restart, after the new zygote is ready: the front
- * ends stop taking requests and finish those in flight, then, in one
+ * ends stop taking requests and finish those in flight (all but the
+ * restart requests themselves, which the new image answers), then, in one
  * synchronous stretch (libuv moves no byte in between), the state is written
  * and the supervisor execve()s itself, keeping exactly the fds it hands over.
+ * Returns only if that failed, with the outcome its callers get.
  */
-async function reexec(supervisor: Supervisor, http: HttpApi, line: LineServer | null, lock: StateLock, restarts: number, logger: pino.Logger, config: SupervisorConfig): Promise<void> {
-  if (reexecuting) return;
-  reexecuting = true;
-  const result = supervisor.health().zygote;
+async function reexec(
+  supervisor: Supervisor,
+  http: HttpApi,
+  line: LineServer | null,
+  lock: StateLock,
+  restarts: number,
+  logger: pino.Logger,
+  config: SupervisorConfig,
+  loaded: RestartResult,
+): Promise<RestartResult> {
   try {
     await Promise.all([http.quiesce(), line?.quiesce()]);
     // A request that started on the HTTP side while the line side was still
@@ -156,7 +165,7 @@ async function reexec(supervisor: Supervisor, http: HttpApi, line: LineServer | 
       http: http.snapshot(),
       line: line?.snapshot() ?? null,
       lockFd: lock.fd,
-      restartResult: { ok: true, appVersion: result.appVersion, loadedAt: result.loadedAt },
+      restartResult: { ok: true, appVersion: loaded.appVersion, loadedAt: loaded.loadedAt },
       restarts,
     };
     const keep = handoverFds(state);
@@ -168,7 +177,17 @@ async function reexec(supervisor: Supervisor, http: HttpApi, line: LineServer | 
     supervisor.pauseZygotes(false);
     http.resume();
     line?.resume();
-    supervisor.restartAborted();
-    reexecuting = false;
+    const stateDir = error instanceof ForkdError && error.code === 'FORKD_ERR_STATE_DIR';
+    const why = stateDir ? (error as Error).message : `execve: ${systemReason(error)}`;
+    return {
+      ok: false,
+      code: stateDir ? 'FORKD_ERR_STATE_DIR' : 'FORKD_ERR_INTERNAL',
+      error: `the new application code is serving (appVersion ${loaded.appVersion}), but the supervisor could not re-execute itself, so forkd's own code is unchanged: ${why}`,
+      appVersion: loaded.appVersion,
+      loadedAt: loaded.loadedAt,
+      appReloaded: true,
+    };
   }
+  // execve returned without throwing: it cannot, but the type says so.
+  throw new Error('execve returned');
 }

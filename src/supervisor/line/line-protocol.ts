@@ -188,6 +188,8 @@ function startError(error: unknown, handler: string, ctx: ProtocolContext): Line
     case 'FORKD_ERR_TOO_MANY_RUNNING':
       return replies.tooManyRunning;
     case 'FORKD_ERR_INVALID_ARG':
+    case 'FORKD_ERR_STATE_DIR':
+      // No run was made (nothing to check): the reason is the reply.
       return text((error as Error).message);
     default:
       ctx.logger.warn({ err: error, handler }, 'line-protocol run could not fork');

@@ -1,5 +1,6 @@
 // Runs in the supervisor. The operations every front end (HTTP API, line
 // protocol) calls: one place that validates, enforces limits and owns runs.
+import type { ErrorCode } from '../../errors';
 import type { RunRecord, RunState } from './run-record';
 
 export interface StartRunRequest {
@@ -27,13 +28,21 @@ export interface HealthReport {
     handlers: string[];
   };
   runs: { running: number; retained: number; maxRunning: number };
+  /** Whether runs can be recorded: null error while the last write there succeeded. */
+  stateDir: { path: string; writable: boolean; error: string | null };
 }
 
 export interface RestartResult {
   ok: boolean;
+  /** The application code serving now (the old one when the restart failed before its swap). */
   appVersion: string | null;
   loadedAt: string | null;
+  /** Why it failed. */
   error?: string;
+  /** The failure's code: FORKD_ERR_APP_LOAD when absent. */
+  code?: ErrorCode;
+  /** It failed after the new code took over: the new app serves, but the supervisor was not re-executed. */
+  appReloaded?: boolean;
 }
 
 export type OutputStream = 'stdout' | 'stderr';

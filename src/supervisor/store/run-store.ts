@@ -25,6 +25,7 @@ import { RESULT_FILE, STATUS_NEXT, overwriteFile } from '../../protocol/run-file
 import { FROM_ZYGOTE_MAX_BYTES, type ChildReport } from '../../protocol/zygote-messages';
 import { RUN_ID_PATTERN } from '../../protocol/run-request';
 import { RunRecord, runStates } from '../runs/run-record';
+import { stateDirError } from './state-dir-error';
 
 export interface StoredRun {
   record: RunRecord;
@@ -42,10 +43,20 @@ export function ensurePrivateDir(dir: string): void {
   if ((st.mode & 0o077) !== 0) fs.chmodSync(dir, 0o700);
 }
 
+/** Writes `file` whole or not at all; a failed write leaves nothing behind. Throws FORKD_ERR_STATE_DIR. */
 export function writeFileAtomic(file: string, data: string): void {
   const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, data, { mode: 0o600 });
-  fs.renameSync(tmp, file);
+  try {
+    fs.writeFileSync(tmp, data, { mode: 0o600 });
+    fs.renameSync(tmp, file);
+  } catch (error) {
+    try {
+      fs.unlinkSync(tmp);
+    } catch {
+      // Never made, or not ours to remove (not a file).
+    }
+    throw stateDirError(error, file);
+  }
 }
 
 /** The scratch file a record is written to before it replaces record.json. */
@@ -125,6 +136,8 @@ export class RunStore {
   private readonly spares: string[] = [];
   private refilling = false;
   private recycling = 0;
+  /** Why the last write failed, until one succeeds again. */
+  private writeError: string | null = null;
 
   constructor(readonly stateDir: string) {
     this.runsDir = path.join(stateDir, 'runs');
@@ -148,29 +161,91 @@ export class RunStore {
   /**
    * Records a new run: its directory exists, with its record, when this
    * returns. Taken from the spares when there is one (a write and a rename),
-   * made here otherwise.
+   * made here otherwise. When the record cannot be written (the disk is
+   * full, read-only...) it throws FORKD_ERR_STATE_DIR and leaves nothing of
+   * the run behind: no runs/<id> without a record.
    */
   create(stored: StoredRun): void {
     const dir = this.runDir(stored.record.id);
+    const record = path.join(dir, 'record.json');
+    const data = JSON.stringify(stored);
     const spare = this.spares.pop();
     if (spare !== undefined) {
       try {
         // The spare is not a run's yet: record.json is written in place, and
         // the rename publishes the directory with it.
-        overwriteFile(path.join(spare, 'record.json'), JSON.stringify(stored));
+        overwriteFile(path.join(spare, 'record.json'), data);
+      } catch (error) {
+        // Still no one's: kept for a later run, once there is room.
+        this.spares.push(spare);
+        throw this.failed(error, record);
+      }
+      try {
         fs.renameSync(spare, dir);
+        this.writeError = null;
         return;
       } catch {
         // The name is taken, or the spare is gone: the slow way says why.
         fs.rmSync(spare, { recursive: true, force: true });
       }
     }
-    fs.mkdirSync(dir, { mode: 0o700 });
-    this.save(stored);
+    try {
+      fs.mkdirSync(dir, { mode: 0o700 });
+    } catch (error) {
+      throw this.failed(error, dir);
+    }
+    try {
+      this.save(stored);
+    } catch (error) {
+      // A full disk still makes directories (they take no data block).
+      fs.rmSync(dir, { recursive: true, force: true });
+      throw error;
+    }
   }
 
+  /** Replaces the run's record.json; throws FORKD_ERR_STATE_DIR when it cannot be written. */
   save(stored: StoredRun): void {
-    replaceRecord(this.runDir(stored.record.id), JSON.stringify(stored));
+    const dir = this.runDir(stored.record.id);
+    try {
+      replaceRecord(dir, JSON.stringify(stored));
+    } catch (error) {
+      throw this.failed(error, path.join(dir, 'record.json'));
+    }
+    this.writeError = null;
+  }
+
+  /**
+   * Whether `bytes` can be written in the state directory now: writes them
+   * to a scratch file and removes it. Null when they could, else
+   * FORKD_ERR_STATE_DIR saying why.
+   */
+  probe(bytes: number): ForkdError | null {
+    const file = path.join(this.stateDir, `.write-probe-${process.pid}`);
+    try {
+      fs.writeFileSync(file, Buffer.alloc(bytes, 0x20), { mode: 0o600 });
+      this.writeError = null;
+      return null;
+    } catch (error) {
+      return this.failed(error, this.stateDir);
+    } finally {
+      fs.rmSync(file, { force: true });
+    }
+  }
+
+  /**
+   * Null while the state directory is writable, else why the last write
+   * failed. Once one has failed, each call probes again, so the answer
+   * recovers with the disk even if no run is tried meanwhile.
+   */
+  writeProblem(): string | null {
+    if (this.writeError !== null) this.probe(4096);
+    return this.writeError;
+  }
+
+  private failed(error: unknown, file: string): ForkdError {
+    const failure = stateDirError(error, file);
+    this.writeError = failure.message;
+    return failure;
   }
 
   /**
