@@ -44,7 +44,9 @@ Starts the daemon: a supervisor serving the HTTP API and a zygote that loads FIL
   --max-running N            concurrent runs; more are refused (default 64)
   --retain N                 finished records kept (default 1000)
   --max-output-bytes N       per run and stream (default 10 MiB)
-  --kill-grace-ms N          SIGTERM to SIGKILL on timeout (default 5000)
+  --kill-grace-ms N          SIGKILL to a run's process group this long after every
+                             SIGTERM the daemon sends it: timeout, terminate, kill, stop
+                             (default 5000)
   --spawn-timeout-ms N       a fork must report back within this (default 5000)
   --max-line N               longest line-protocol request (default 1 MiB)
   --line-idle-timeout-ms N   idle line-protocol connections are closed (default 300000)
