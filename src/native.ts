@@ -48,10 +48,14 @@ export interface Native {
   setProcessTitle(title: string): void;
   setDeathSignal(signo: number): void;
   setChildSubreaper(on: boolean): void;
+  /** prctl(PR_SET_DUMPABLE): false hides this process's /proc/PID/environ, mem and fd/ from its user's other processes. */
+  setDumpable(on: boolean): void;
   redirectFd(path: string, fd: number, append: boolean, mode: number): void;
   closeFdsExcept(keep: number[]): number;
   openFds(): number[];
   pipe(): [number, number];
+  /** A unix stream socketpair, both ends close-on-exec; unlike a pipe, not reopenable through /proc/PID/fd. */
+  socketPair(): [number, number];
   closeFd(fd: number): void;
   dupFd(fd: number): number;
   keepPipePath(fd: number): void;

@@ -5,6 +5,7 @@ import { ForkdError } from '../errors';
 import { native } from '../native';
 import { setFatalHandler } from './exit';
 import { abortOnSigterm } from './sigterm';
+import { settleChildOutput } from './flush-output';
 import { takeChildHookError } from '../lib/fork';
 import type { ChildOutcome, RunContext, ValidatedOptions } from '../lib/job-types';
 
@@ -75,8 +76,12 @@ export function runJobInChild(fn: (ctx: RunContext) => unknown, options: Validat
     process.exit(1);
   }
   const ctx: RunContext = { pid: process.pid, ppid: process.ppid, signal: controller.signal };
+  // However the job ends, its fs writes in flight (an async logger's) are
+  // let finish first (flush-output.ts), bounded.
+  const settle = <V>(outcome: V): Promise<V> => settleChildOutput().then(() => outcome);
   Promise.resolve()
     .then(() => fn(ctx))
+    .then(settle, (error) => settle(undefined).then(() => Promise.reject(error)))
     .then(
       (value) => {
         let line: string;

@@ -12,6 +12,7 @@ import { forkProcess } from './fork';
 import { signalNumber } from './signals';
 import { forkdTimers } from './tracking';
 import { DEFAULT_TERM_GRACE_MS } from '../child/sigterm';
+import { fsWritesInFlight, whenFsWritesSettle } from './write-tracking';
 import { runJobInChild } from '../child/job-child';
 import type { ChildOutcome, OutputTarget, RunContext, ValidatedOptions } from './job-types';
 
@@ -146,11 +147,27 @@ function waitForStdio(stream: NodeJS.WriteStream): void {
   });
 }
 
+// Likewise an fs write in flight (an async logger's: write-tracking.ts): the
+// fork waits for a moment with none, up to 5 s in all (a busy logger may
+// start a new write between two checks), then leaves the refusal to the gate.
+let writesDeadline: number | null = null;
+
+function waitForFsWrites(): void {
+  writesDeadline ??= performance.now() + 5000;
+  scheduled = true;
+  void whenFsWritesSettle(Math.max(0, writesDeadline - performance.now())).finally(() => {
+    scheduled = false;
+    schedule();
+  });
+}
+
 function forkQueued(): void {
   scheduled = false;
   const busy = [process.stdout, process.stderr].find((s) => (s.writableLength ?? 0) > 0);
   if (busy !== undefined && !waitedForStdio) return waitForStdio(busy);
+  if (fsWritesInFlight() > 0 && (writesDeadline === null || performance.now() < writesDeadline)) return waitForFsWrites();
   waitedForStdio = false;
+  writesDeadline = null;
   // One fork per immediate. Settling a job's promise queues the caller's
   // continuation as a microtask (and atFork parent hooks may queue work of
   // their own); forked in the same loop, the next child inherited that queue

@@ -12,6 +12,7 @@ import { Handover, reexec, takeHandover } from './restart/reexec';
 import type { StopOptions } from './runs/run-service';
 import { Supervisor } from './runs/supervisor';
 import { StateLock } from './store/state-lock';
+import type { HandoverSecrets } from './restart/secret-channel';
 
 /** What the start has made so far: what a failed start must undo. */
 interface Parts {
@@ -21,7 +22,8 @@ interface Parts {
   line?: LineServer | null;
 }
 
-export async function main(config: SupervisorConfig): Promise<void> {
+/** `handed`: the secrets a restart's old image passed on (cli/main.ts took them before parsing the arguments). */
+export async function main(config: SupervisorConfig, handed?: HandoverSecrets): Promise<void> {
   // Logs are structured JSON on stderr, written synchronously so the last
   // lines before an exit or an exec are not lost.
   const logger = pino({ level: config.logLevel, base: { pid: process.pid, role: 'supervisor' } }, pino.destination({ fd: 2, sync: true }));
@@ -51,7 +53,7 @@ export async function main(config: SupervisorConfig): Promise<void> {
   let inherited: Handover | undefined;
   let restarts = 0;
   try {
-    inherited = takeHandover(config);
+    inherited = takeHandover(config, handed);
     // Before anything in the state directory is read or changed.
     parts.lock = inherited?.lockFd !== undefined ? StateLock.adopt(config.stateDir, inherited.lockFd) : await StateLock.acquire(config.stateDir);
 

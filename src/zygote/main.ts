@@ -16,6 +16,7 @@ import { finishPendingSweep } from '../lib/heap-sweep';
 import { PreforkPool } from '../lib/prefork-pool';
 import { installRandomWrappers } from '../lib/random';
 import { installTracking } from '../lib/tracking';
+import { installWriteTracking } from '../lib/write-tracking';
 import { JsonLineChannel } from '../protocol/json-lines';
 import { FromZygote, SpawnRequest, ToZygote, isToZygote, ChildReport } from '../protocol/zygote-messages';
 import { LoadedApp, loadApp } from './app-loader';
@@ -25,6 +26,7 @@ import { runRequest } from './child';
 // Math.random / randomUUID must go through forkd's wrappers.
 endEagerCompile();
 installTracking();
+installWriteTracking();
 installRandomWrappers();
 
 const CHANNEL_FD = 3;

@@ -10,6 +10,7 @@ import { ForkdError } from '../../errors';
 import { ExitWatch } from '../../lib/exit-watch';
 import { JsonLineChannel } from '../../protocol/json-lines';
 import { fdOf } from '../../node-internals';
+import { zygoteEnv } from '../secrets';
 import { signalNumber } from '../../lib/signals';
 import { FromZygote, SerializedError, SpawnRequest, ToZygote, isFromZygote } from '../../protocol/zygote-messages';
 
@@ -60,6 +61,8 @@ interface ZygoteProcess {
 function spawnZygote(app: string, prefork: number): ZygoteProcess {
   const child = spawn(process.execPath, ['--single-threaded', '--v8-pool-size=1', '--expose-gc', ZYGOTE_MAIN, '--app', app, '--prefork', String(prefork)], {
     stdio: ['ignore', 'inherit', 'inherit', 'pipe'],
+    // Every run inherits the zygote's environment: no daemon secret in it.
+    env: zygoteEnv(),
   });
   return {
     pid: child.pid ?? null,
