@@ -10,7 +10,6 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { parseArgs } from 'node:util';
-import { warmClaim } from '../child/claim';
 import { serializeError } from '../child/job-child';
 import { finishPendingSweep } from '../lib/heap-sweep';
 import { PreforkPool } from '../lib/prefork-pool';
@@ -108,7 +107,6 @@ async function main(): Promise<void> {
     channel.close();
     return;
   }
-  warmClaim();
   prepareHeap();
   // Runs outlive the zygote: if it dies they are re-parented to the
   // supervisor (a subreaper), which reaps them and records their status.
