@@ -20,6 +20,7 @@
         "native/process.cc",
         "native/exec.cc",
         "native/job_pipe.cc",
+        "native/claim.cc",
         "native/lock.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "child_platform.h"
+#include "claim.h"
 #include "dontfork.h"
 #include "exec.h"
 #include "exit.h"
@@ -74,6 +75,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setCloexec", Napi::Function::New(env, SetCloexecJs));
   exports.Set("lockExclusive", Napi::Function::New(env, LockExclusive));
   exports.Set("jobPipe", Napi::Function::New(env, JobPipe));
+  exports.Set("renameFile", Napi::Function::New(env, RenameFile));
   exports.Set("readJobLine", Napi::Function::New(env, ReadJobLine));
   exports.Set("writeJobLine", Napi::Function::New(env, WriteJobLine));
   return exports;

@@ -64,6 +64,8 @@ export interface Native {
   setCloexec(fds: number[]): void;
   /** flock(fd, LOCK_EX | LOCK_NB): false when another open file holds the lock. */
   lockExclusive(fd: number): boolean;
+  /** rename(from, to): true once renamed, false on any failure (a run child's claim). */
+  renameFile(from: string, to: string): boolean;
   /** A prefork child's job pipe: [readFd, writeFd], close-on-exec, the write end non-blocking. */
   jobPipe(): [number, number];
   /** Blocks for one whole line on fd: the line, null at EOF first, undefined when a signal waits for the loop. */

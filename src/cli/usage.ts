@@ -48,7 +48,9 @@ Starts the daemon: a supervisor serving the HTTP API and a zygote that loads FIL
   --retain N                 finished records kept (default 1000, at least 1)
   --max-output-bytes N       per run and stream (default 10 MiB)
   --max-result-bytes N       a run's result JSON; a larger one fails the run (default 16 MiB, at most 256 MiB)
-  --kill-grace-ms N          SIGTERM to SIGKILL on timeout (default 5000)
+  --kill-grace-ms N          SIGKILL to a run's process group this long after every
+                             SIGTERM the daemon sends it: timeout, terminate, kill, stop
+                             (default 5000)
   --spawn-timeout-ms N       a fork must report back within this (default 5000)
   --load-timeout-ms N        the app must load within this, else its zygote is killed (default 60000)
   --max-line N               longest line-protocol request (default 1 MiB)

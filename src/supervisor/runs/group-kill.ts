@@ -74,11 +74,13 @@ export class GroupKill {
     this.due.delete(entry.record.id);
     const pid = entry.record.pid;
     entry.killAt = null;
-    if (pid !== null && this.stillOurGroup(pid, entry.procStart)) {
-      const group = native.killpg(pid, SIGKILL);
+    if (pid !== null) {
+      const ours = this.stillOurGroup(pid, entry.procStart);
+      const group = ours && native.killpg(pid, SIGKILL);
       // No group (the run never made it, or it is empty) but the leader lives.
-      const leader = !group && entry.record.state === 'running' && native.kill(pid, SIGKILL);
-      if (group || leader) this.logger.info({ runId: entry.record.id, runPid: pid, running: entry.record.state === 'running' }, 'kill grace over: SIGKILL to the run\'s process group');
+      const leader = ours && !group && entry.record.state === 'running' && native.kill(pid, SIGKILL);
+      // reached false: nothing was left in the group (or its number was reused).
+      this.logger.info({ runId: entry.record.id, runPid: pid, running: entry.record.state === 'running', reached: group || leader, reused: !ours }, "kill grace over: SIGKILL to the run's process group");
     }
     // Recorded as sent, unless the run was freed meanwhile (its directory is gone).
     if (this.table.find(entry.record.id) === entry) this.table.persist(entry);

@@ -13,9 +13,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
+import { ForkdError } from '../../errors';
 import { CLAIM, CLAIMED_PREFIX, CLAIM_ABANDONED, claimedPid } from '../../protocol/run-files';
 import type { RunStore } from '../store/run-store';
 import { procStartTime } from './proc';
+import type { RunEntry, RunTable } from './run-table';
 
 export type ClaimOutcome =
   /** Ours: no handler will run for it. */
@@ -71,6 +73,30 @@ export class RunClaims {
       if (fs.existsSync(path.join(dir, CLAIM_ABANDONED))) return { kind: 'abandoned' };
       return { kind: 'unknown', reason: (error as Error).message };
     }
+  }
+
+  /**
+   * A run an earlier supervisor recorded without a pid (it died with the
+   * fork pending): abandoned, it is failed_to_start (a process forked for it
+   * exits before its handler); claimed, its entry gets the claimant's pid
+   * and start time (null if that process is gone) to be followed. False once
+   * the run is settled here.
+   */
+  settleRecorded(entry: RunEntry, table: RunTable): boolean {
+    const outcome = this.settle(entry.record.id);
+    if (outcome.kind === 'abandoned') {
+      const error = new ForkdError('FORKD_ERR_ZYGOTE_UNAVAILABLE', 'the supervisor died before the run was forked');
+      table.finalize(entry, 'failed_to_start', { code: null, signal: null, rusage: null }, null, error);
+      return false;
+    }
+    if (outcome.kind === 'claimed') {
+      entry.record.pid = outcome.pid;
+      entry.procStart = claimantStart(outcome.pid, entry.record.id);
+      entry.record.startedAt ??= entry.record.createdAt;
+      table.persist(entry);
+    }
+    // 'unknown' (a directory from before claims): as any run without a pid.
+    return true;
   }
 
   /**

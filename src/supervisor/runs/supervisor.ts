@@ -21,7 +21,7 @@ import type { ZygoteHandover } from '../zygotes/zygote-handle';
 import { ZygoteSet } from '../zygotes/zygote-set';
 import { procStartTime } from './proc';
 import { GroupKill } from './group-kill';
-import { RunClaims, claimantStart } from './run-claim';
+import { RunClaims } from './run-claim';
 import { ZYGOTE_REPORT_GRACE_MS, Reaper } from './reaper';
 import { RunDeadlines } from './run-deadlines';
 import { RunDeadline, RunRecord, RunState, asRunDeadline, runStates } from './run-record';
@@ -204,7 +204,7 @@ export class Supervisor implements RunService {
     this.table.add(entry);
     if (deadline !== null) this.deadlines.rearm(entry, deadline);
     if (record.state !== 'running') return;
-    if (record.pid === null && !this.adoptUnconfirmed(entry)) return;
+    if (record.pid === null && !this.claims.settleRecorded(entry, this.table)) return;
     const alive = record.pid !== null && entry.procStart !== null && procStartTime(record.pid) === entry.procStart;
     if (alive) {
       if (fromRecord && deadline === null) this.deadlines.resume(entry);
@@ -213,28 +213,6 @@ export class Supervisor implements RunService {
     } else {
       this.reaper.settleGone(entry);
     }
-  }
-
-  /**
-   * A run an earlier supervisor died with before its fork was confirmed:
-   * abandoned (failed_to_start; a process forked for it exits before its
-   * handler), or adopted from its claim. False once it is settled.
-   */
-  private adoptUnconfirmed(entry: RunEntry): boolean {
-    const outcome = this.claims.settle(entry.record.id);
-    if (outcome.kind === 'abandoned') {
-      const error = new ForkdError('FORKD_ERR_ZYGOTE_UNAVAILABLE', 'the supervisor died before the run was forked');
-      this.table.finalize(entry, 'failed_to_start', { code: null, signal: null, rusage: null }, null, error);
-      return false;
-    }
-    if (outcome.kind === 'claimed') {
-      entry.record.pid = outcome.pid;
-      entry.procStart = claimantStart(outcome.pid, entry.record.id);
-      entry.record.startedAt ??= entry.record.createdAt;
-      this.table.persist(entry);
-    }
-    // 'unknown' (a directory from before claims): as any run without a pid.
-    return true;
   }
 
   // ---- queries and control ------------------------------------------------
