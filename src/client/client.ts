@@ -188,9 +188,13 @@ export class ForkdClient {
     return this.json<RestartResult>('POST', '/v1/restart', undefined, null);
   }
 
-  /** Asks the daemon to stop gracefully; resolves once it has accepted. */
-  async stop(): Promise<void> {
-    await this.json('POST', '/v1/stop');
+  /**
+   * Asks the daemon to stop gracefully; resolves once it has accepted. With
+   * `leaveRuns` its running runs are not terminated: they go on, and the
+   * next daemon on the same state dir follows them (docs/RESTART.md).
+   */
+  async stop(options: { leaveRuns?: boolean } = {}): Promise<void> {
+    await this.json('POST', options.leaveRuns === true ? '/v1/stop?leaveRuns=true' : '/v1/stop');
   }
 
   /** Closes idle keep-alive connections. */

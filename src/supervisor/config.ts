@@ -4,6 +4,7 @@
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ForkdError } from '../errors';
+import { checkToken, readTokenFile } from './token';
 
 export interface SupervisorConfig {
   app: string;
@@ -40,6 +41,7 @@ export const serveOptions = {
   'max-running': { type: 'string' },
   retain: { type: 'string' },
   token: { type: 'string' },
+  'token-file': { type: 'string' },
   'max-output-bytes': { type: 'string' },
   'max-result-bytes': { type: 'string' },
   'kill-grace-ms': { type: 'string' },
@@ -89,8 +91,12 @@ export function isLoopback(host: string): boolean {
   return LOOPBACK.has(host) || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
-/** Parses `forkd serve` arguments (without the "serve" word). */
-export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): SupervisorConfig {
+/**
+ * Parses `forkd serve` arguments (without the "serve" word). `handedToken`
+ * is the token a restart's old image passed on (secret-channel.ts): the new
+ * image serves with it and reads no --token-file again.
+ */
+export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.env, cwd = process.cwd(), handedToken?: string | null): SupervisorConfig {
   let values: Record<string, string | undefined>;
   try {
     values = parseArgs({ args: argv, options: serveOptions, strict: true, allowPositionals: false }).values as Record<string, string | undefined>;
@@ -101,11 +107,12 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     throw new ForkdError('FORKD_ERR_INVALID_ARG', 'forkd serve needs --app FILE: the application module the zygote loads');
   }
   const host = values.host ?? '127.0.0.1';
-  // An empty FORKD_TOKEN (a variable exported but not filled in) means no token.
-  const token = values.token ?? (env.FORKD_TOKEN ? env.FORKD_TOKEN : null);
-  if (token !== null && token.length < 16) bad('token', 'at least 16 characters', '<hidden>');
+  if (values.token !== undefined && values['token-file'] !== undefined) {
+    throw new ForkdError('FORKD_ERR_INVALID_ARG', 'give the token once: --token or --token-file, not both');
+  }
+  const token = handedToken !== undefined ? handedToken : resolveToken(values, env, cwd);
   if (!isLoopback(host) && token === null) {
-    throw new ForkdError('FORKD_ERR_INVALID_ARG', `listening on ${host} (not loopback) requires a token: pass --token or set FORKD_TOKEN`);
+    throw new ForkdError('FORKD_ERR_INVALID_ARG', `listening on ${host} (not loopback) requires a token: pass --token-file PATH or set FORKD_TOKEN`);
   }
   const lineHost = values['line-host'] ?? host;
   if (values['line-port'] !== undefined && !isLoopback(lineHost)) {
@@ -139,4 +146,11 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     prefork: int(values, 'prefork', 0, 0, 1024),
     logLevel: values['log-level'] ?? 'info',
   };
+}
+
+/** --token-file, --token, then FORKD_TOKEN; an empty FORKD_TOKEN (exported but not filled in) means none. */
+function resolveToken(values: Record<string, string | undefined>, env: NodeJS.ProcessEnv, cwd: string): string | null {
+  if (values['token-file'] !== undefined) return readTokenFile(path.resolve(cwd, values['token-file']));
+  if (values.token !== undefined) return checkToken(values.token, '--token');
+  return env.FORKD_TOKEN ? checkToken(env.FORKD_TOKEN, 'FORKD_TOKEN') : null;
 }

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyReply } from 'fastify';
 import type pino from 'pino';
 import { ForkdError } from '../../errors';
+import { isPoisonKey } from '../../protocol/json-keys';
 import type { SupervisorConfig } from '../config';
 import { BODY_LIMIT_BYTES, errorBody, toHttpError } from './http-errors';
 import { RequestGuard } from './http-guard';
@@ -182,7 +183,8 @@ export async function createHttpApi(
   const handler: http.RequestListener = routing;
 
   // Our own JSON parser: its errors say what is wrong, and it refuses the keys
-  // that poison prototypes when a body is merged into another object.
+  // that poison prototypes when a body is merged into another object
+  // (protocol/json-keys.ts).
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: BODY_LIMIT_BYTES }, (_request, text, done) => {
     const body = String(text);
@@ -191,7 +193,7 @@ export async function createHttpApi(
       done(
         null,
         JSON.parse(body, (key, value: unknown) => {
-          if (key === '__proto__' || (key === 'constructor' && typeof value === 'object' && value !== null && Object.hasOwn(value, 'prototype'))) {
+          if (isPoisonKey(key, value)) {
             throw new ForkdError('FORKD_ERR_BAD_REQUEST', `the request body may not contain the key ${JSON.stringify(key)}`);
           }
           return value;
@@ -209,7 +211,7 @@ export async function createHttpApi(
 
   app.addHook('onRequest', async (request, reply) => {
     const viaUnix = (request.raw as MarkedRequest)[kViaUnixSocket] === true;
-    const denied = guard.checkOrigin(request.raw, viaUnix) ?? (request.routeOptions.url === '/v1/health' ? null : guard.checkToken(request.raw));
+    const denied = guard.checkRequestLine(request.raw) ?? guard.checkOrigin(request.raw, viaUnix) ?? (request.routeOptions.url === '/v1/health' ? null : guard.checkToken(request.raw));
     if (denied !== null) throw denied;
     if (closing) reply.header('connection', 'close');
   });
@@ -239,9 +241,9 @@ export async function createHttpApi(
     service,
     metrics: deps.metrics,
     waits,
-    onStopRequested: () => {
-      log.info('stop requested over HTTP');
-      service.stop().catch((error: unknown) => log.error({ err: error }, 'stop failed'));
+    onStopRequested: (options) => {
+      log.info(options, 'stop requested over HTTP');
+      service.stop(options).catch((error: unknown) => log.error({ err: error }, 'stop failed'));
     },
     oweRestartAnswer: (req) => tracker.oweAnswer(req),
   });

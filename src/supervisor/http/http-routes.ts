@@ -9,7 +9,7 @@ import { runNotFound, runStillRunning } from '../runs/run-errors';
 import { RUN_ID_PATTERN, checkRunRequest, checkRunSignal } from '../../protocol/run-request';
 import type { Metrics } from '../metrics';
 import { isFinished, runStates, type RunRecord, type RunState } from '../runs/run-record';
-import type { OutputStream, RestartResult, RunService, StartRunRequest } from '../runs/run-service';
+import type { OutputStream, RestartResult, RunService, StartRunRequest, StopOptions, WaitResult } from '../runs/run-service';
 import type { IncomingMessage } from 'node:http';
 import { errorBody, statusOf } from './http-errors';
 import { followOutput, readOutput } from './http-output';
@@ -25,6 +25,7 @@ const idParams = {
   additionalProperties: false,
 } as const;
 const noQuery = { type: 'object', additionalProperties: false } as const;
+const stopQuery = { type: 'object', properties: { leaveRuns: boolText }, additionalProperties: false } as const;
 
 const startSchema = {
   querystring: { type: 'object', properties: { wait: boolText }, additionalProperties: false },
@@ -64,7 +65,7 @@ export interface RouteContext {
   metrics: Metrics;
   /** Waits in progress (long-polls, ?wait=true, follows): close() ends them so they answer now. */
   waits: Set<AbortController>;
-  onStopRequested(): void;
+  onStopRequested(options: StopOptions): void;
   /** `req` is a restart, which the next supervisor image may answer; returns what to call once it is answered here. */
   oweRestartAnswer(req: IncomingMessage): () => void;
 }
@@ -96,10 +97,9 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
   }
 
   /**
-   * The record once the run has ended, or as it is when maxMs pass or the
-   * wait is aborted. Waits longer than MAX_WAIT_MS go in slices; a slice that
-   * comes back early with the run still going was woken on purpose (the
-   * daemon is stopping or restarting) and is answered at once.
+   * The record once the run has ended, or as it is when maxMs pass, the
+   * wait is aborted or the daemon stops. Waits longer than MAX_WAIT_MS go in
+   * slices.
    */
   async function waitUntilEnded(id: string, maxMs: number, signal: AbortSignal): Promise<RunRecord> {
     const deadline = Date.now() + maxMs;
@@ -108,8 +108,7 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
       if (record === undefined) throw runNotFound(id);
       const slice = Math.min(deadline - Date.now(), MAX_WAIT_MS);
       if (isFinished(record) || signal.aborted || slice <= 0) return record;
-      const began = Date.now();
-      let woken: RunRecord;
+      let woken: WaitResult;
       try {
         woken = await service.waitForEnd(id, slice, signal);
       } catch (error) {
@@ -117,9 +116,8 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
         continue;
       }
       // The record it ended with: a small --retain may already have freed it
-      // (another run that ended in the same tick), and it was run to its end.
-      if (isFinished(woken)) return woken;
-      if (Date.now() - began < slice - 5) return service.get(id) ?? woken;
+      // (another run that ended in the same tick).
+      if (woken.woke === 'ended' || woken.woke === 'stopping') return woken.record;
     }
   }
 
@@ -216,10 +214,11 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
     return reply.code(status).send(body);
   });
 
-  app.post('/v1/stop', { schema: { querystring: noQuery } }, async (_request, reply) => {
+  app.post<{ Querystring: { leaveRuns?: string } }>('/v1/stop', { schema: { querystring: stopQuery } }, async (request, reply) => {
+    const leaveRuns = truthy(request.query.leaveRuns);
     // Answer first: the stop closes this very connection.
-    reply.raw.once('close', () => ctx.onStopRequested());
-    return reply.code(202).send({ stopping: true });
+    reply.raw.once('close', () => ctx.onStopRequested({ leaveRuns }));
+    return reply.code(202).send({ stopping: true, leaveRuns });
   });
 
   app.get('/v1/health', { schema: { querystring: noQuery } }, async (_request, reply) => {

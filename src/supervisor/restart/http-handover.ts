@@ -12,7 +12,7 @@
 import * as http from 'node:http';
 import * as net from 'node:net';
 import { native } from '../../native';
-import { fdOf } from './handle-fd';
+import { fdOf } from '../../node-internals';
 
 export interface HttpHandover {
   version: 1;

@@ -47,6 +47,23 @@ export interface RestartResult {
 
 export type OutputStream = 'stdout' | 'stderr';
 
+export interface StopOptions {
+  /**
+   * Leave running runs running, recorded as running, for the next daemon on
+   * the same state dir to follow (as after a crash), instead of giving them
+   * --stop-timeout and then terminating them.
+   */
+  leaveRuns?: boolean;
+}
+
+/** Why a wait for a run's end came back: it ended, the time was up, the waiter gave up, or the daemon is stopping. */
+export type WaitEnd = 'ended' | 'timeout' | 'aborted' | 'stopping';
+
+export interface WaitResult {
+  record: RunRecord;
+  woke: WaitEnd;
+}
+
 /**
  * Errors thrown are ForkdError with codes: FORKD_ERR_INVALID_ARG (400),
  * FORKD_ERR_UNKNOWN_HANDLER (404), FORKD_ERR_RUN_NOT_FOUND (404),
@@ -63,8 +80,8 @@ export interface RunService {
   get(id: string, options?: { result?: boolean }): RunRecord | undefined;
   /** The records; results kept in result.json (larger than 64 KiB) are left out (`resultBytes` says they exist). */
   list(filter?: { state?: RunState }): RunRecord[];
-  /** Resolves with the record once the run has ended, or with its current state after timeoutMs. */
-  waitForEnd(id: string, timeoutMs: number, signal?: AbortSignal): Promise<RunRecord>;
+  /** Resolves once the run has ended, or with its current state after timeoutMs, an abort or a stop; says which. */
+  waitForEnd(id: string, timeoutMs: number, signal?: AbortSignal): Promise<WaitResult>;
   /** Sends a signal to the run's process group; false if it is no longer running. */
   signal(id: string, signal: string | number): boolean;
   /** Forgets a finished run and deletes its files. */
@@ -74,5 +91,5 @@ export interface RunService {
   health(): HealthReport;
   restart(): Promise<RestartResult>;
   /** Stops the daemon gracefully. */
-  stop(): Promise<void>;
+  stop(options?: StopOptions): Promise<void>;
 }

@@ -9,6 +9,7 @@ import type { ChildReport, Rusage } from '../../protocol/zygote-messages';
 import type { Metrics } from '../metrics';
 import type { RunStore } from '../store/run-store';
 import { RunRecord, RunState, resultOnDisk } from './run-record';
+import type { WaitEnd, WaitResult } from './run-service';
 
 /** One run as the supervisor tracks it. */
 export interface RunEntry {
@@ -24,7 +25,7 @@ export interface RunEntry {
   termAt: number | null;
   killAt: number | null;
   timers: NodeJS.Timeout[];
-  waiters: Set<() => void>;
+  waiters: Set<(why: WaitEnd) => void>;
   /** Armed while our pidfd saw the exit but the zygote (the parent) reaps it. */
   awaitingZygote: NodeJS.Timeout | null;
 }
@@ -115,26 +116,28 @@ export class RunTable {
     return record;
   }
 
-  /** Resolves with the record (and its result) once the run has ended, or as it is after timeoutMs or an abort. */
-  waitForEnd(id: string, timeoutMs: number, signal?: AbortSignal): Promise<RunRecord> {
+  /** Resolves once the run has ended (with its result), or as it is after timeoutMs, an abort or a stop, saying which. */
+  waitForEnd(id: string, timeoutMs: number, signal?: AbortSignal): Promise<WaitResult> {
     const entry = this.entry(id);
-    if (entry.record.state !== 'running' || timeoutMs <= 0) return Promise.resolve(this.view(entry));
+    if (entry.record.state !== 'running') return Promise.resolve({ record: this.view(entry), woke: 'ended' });
+    if (timeoutMs <= 0) return Promise.resolve({ record: { ...entry.record }, woke: 'timeout' });
     return new Promise((resolve) => {
-      const done = () => {
+      const done = (woke: WaitEnd) => {
         clearTimeout(timer);
         entry.waiters.delete(done);
-        signal?.removeEventListener('abort', done);
-        resolve(this.view(entry));
+        signal?.removeEventListener('abort', onAbort);
+        resolve({ record: this.view(entry), woke });
       };
-      const timer = setTimeout(done, timeoutMs);
+      const onAbort = () => done('aborted');
+      const timer = setTimeout(() => done('timeout'), timeoutMs);
       entry.waiters.add(done);
-      signal?.addEventListener('abort', done, { once: true });
+      signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 
   /** Answers every wait in progress with the current state (the daemon is stopping). */
   wakeAll(): void {
-    for (const entry of this.runs.values()) for (const wake of [...entry.waiters]) wake();
+    for (const entry of this.runs.values()) for (const wake of [...entry.waiters]) wake('stopping');
   }
 
   /** Ends a run exactly once: records the outcome, persists, wakes waiters. */
@@ -173,8 +176,7 @@ export class RunTable {
     this.countRunning(-1);
     this.metrics.runsFinished.inc({ outcome: state });
     this.persist(entry);
-    for (const wake of entry.waiters) wake();
-    entry.waiters.clear();
+    for (const wake of [...entry.waiters]) wake('ended');
     this.logger.info({ runId: record.id, state, exitCode: record.exitCode, signal: record.signal, durationMs: record.durationMs }, 'run ended');
     this.enforceRetention();
     this.store.refill();
@@ -182,7 +184,9 @@ export class RunTable {
 
   persist(entry: RunEntry): void {
     try {
-      this.store.save({ record: entry.record, procStart: entry.procStart });
+      const armed = entry.termAt !== null || entry.killAt !== null || entry.timedOut;
+      const deadline = armed ? { termAt: entry.termAt, killAt: entry.killAt, timedOut: entry.timedOut } : undefined;
+      this.store.save({ record: entry.record, procStart: entry.procStart, ...(deadline ? { deadline } : {}) });
     } catch (error) {
       this.logger.error({ runId: entry.record.id, error: (error as Error).message }, 'cannot persist run record');
     }

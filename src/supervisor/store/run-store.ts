@@ -21,16 +21,18 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { ForkdError } from '../../errors';
-import { RESULT_FILE, STATUS_NEXT, overwriteFile } from '../../protocol/run-files';
+import { CLAIM, CLAIM_ABANDONED, RESULT_FILE, STATUS_NEXT, claimedPid, overwriteFile } from '../../protocol/run-files';
 import { FROM_ZYGOTE_MAX_BYTES, type ChildReport } from '../../protocol/zygote-messages';
 import { RUN_ID_PATTERN } from '../../protocol/run-request';
-import { RunRecord, runStates } from '../runs/run-record';
+import { RunDeadline, RunRecord, runStates } from '../runs/run-record';
 import { stateDirError } from './state-dir-error';
 
 export interface StoredRun {
   record: RunRecord;
   /** /proc/PID/stat start time of the run's process: tells a reused pid from ours. */
   procStart: string | null;
+  /** Its timeout and kill escalation, once either is armed (absent in records of older versions). */
+  deadline?: RunDeadline;
 }
 
 /** Creates (or checks) a directory private to this user: not a symlink, not shared. */
@@ -73,13 +75,16 @@ const SPARE_FILES: ReadonlyArray<[string, number]> = [
   [STATUS_NEXT, 0o600],
   ['stdout', 0o644],
   ['stderr', 0o644],
+  // Taken by the child or abandoned by the supervisor (runs/run-claim.ts).
+  [CLAIM, 0o600],
 ];
 /** Directories kept ready: a burst larger than this makes the rest the slow way. */
 const SPARES = 8;
 /** New ones are made only below this: freed runs' directories, recycled, usually keep the count up. */
 const SPARES_LOW = SPARES / 2;
 /** The files a run's directory may hold; a directory with anything else is not recycled. */
-const RUN_FILES = new Set(['record.json', 'record.next', 'record.prev', 'status.json', 'status.next', 'stdout', 'stderr', RESULT_FILE]);
+const RUN_FILES = new Set(['record.json', 'record.next', 'record.prev', 'status.json', 'status.next', 'stdout', 'stderr', CLAIM, CLAIM_ABANDONED, RESULT_FILE]);
+const isRunFile = (name: string): boolean => RUN_FILES.has(name) || claimedPid(name) !== null;
 
 /**
  * Replaces dir/record.json atomically without allocating an inode: the new
@@ -195,6 +200,12 @@ export class RunStore {
       throw this.failed(error, dir);
     }
     try {
+      const claim = path.join(dir, CLAIM);
+      try {
+        fs.writeFileSync(claim, '', { mode: 0o600, flag: 'wx' });
+      } catch (error) {
+        throw this.failed(error, claim);
+      }
       this.save(stored);
     } catch (error) {
       // A full disk still makes directories (they take no data block).
@@ -351,8 +362,12 @@ export class RunStore {
   /** A freed run's directory made a spare: its output files made anew, the rest blanked. */
   private async recycle(dir: string): Promise<string> {
     const names = await fsp.readdir(dir);
-    if (names.some((name) => !RUN_FILES.has(name))) throw new Error(`${dir} holds more than a run's files`);
+    if (names.some((name) => !isRunFile(name))) throw new Error(`${dir} holds more than a run's files`);
     if (names.includes('status.json')) await fsp.rename(path.join(dir, 'status.json'), path.join(dir, STATUS_NEXT));
+    // The claim, taken or abandoned, is put back (an empty file either way).
+    const claim = names.find((name) => name === CLAIM_ABANDONED || claimedPid(name) !== null);
+    if (claim !== undefined) await fsp.rename(path.join(dir, claim), path.join(dir, CLAIM));
+    else if (!names.includes(CLAIM)) await fsp.writeFile(path.join(dir, CLAIM), '', { mode: 0o600, flag: 'wx' });
     await fsp.rm(path.join(dir, RECORD_PREV), { force: true });
     await fsp.rm(path.join(dir, RESULT_FILE), { force: true });
     // The output files are unlinked, not reused: a reader (a follow) or a

@@ -9,7 +9,8 @@ import * as path from 'node:path';
 import { ForkdError } from '../../errors';
 import { ExitWatch } from '../../lib/exit-watch';
 import { JsonLineChannel } from '../../protocol/json-lines';
-import { fdOf } from '../restart/handle-fd';
+import { fdOf } from '../../node-internals';
+import { zygoteEnv } from '../secrets';
 import { signalNumber } from '../../lib/signals';
 import { FROM_ZYGOTE_MAX_BYTES, FromZygote, SerializedError, SpawnRequest, TO_ZYGOTE_MAX_BYTES, ToZygote, isFromZygote } from '../../protocol/zygote-messages';
 
@@ -64,6 +65,8 @@ interface ZygoteProcess {
 function spawnZygote(app: string, prefork: number): ZygoteProcess {
   const child = spawn(process.execPath, ['--single-threaded', '--v8-pool-size=1', '--expose-gc', ZYGOTE_MAIN, '--app', app, '--prefork', String(prefork)], {
     stdio: ['ignore', 'inherit', 'inherit', 'pipe'],
+    // Every run inherits the zygote's environment: no daemon secret in it.
+    env: zygoteEnv(),
   });
   return {
     pid: child.pid ?? null,
