@@ -80,8 +80,8 @@ function request(target, { method = 'GET', path: urlPath, body, headers = {}, so
  * listens and its zygote is ready. `args` carry everything else the test
  * relies on (`--line-port 0`, `--kill-grace-ms`, limits); `bin` is another
  * `forkd` (an installed package's), `env` adds variables, `uid`/`gid` run it
- * as another user, `stdin` is its stdin (an fd, default none). With
- * `zygoteReady: false` it resolves once it listens, whatever its zygote does.
+ * as another user, `stdin` is its stdin (an fd, default none). With `zygoteReady:
+ * false` it resolves once it listens, whatever its zygote does.
  */
 async function startDaemon({ app = 'test/fixtures/app.js', args = [], token, dir = tmpDir(), readyMs = 20000, bin = CLI, env = {}, uid, gid, stdin = 'ignore', zygoteReady = true } = {}) {
   const stateDir = path.join(dir, 'state');

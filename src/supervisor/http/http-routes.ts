@@ -116,8 +116,9 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
         continue;
       }
       // The record it ended with: a small --retain may already have freed it
-      // (another run that ended in the same tick).
-      if (woken.woke === 'ended' || woken.woke === 'stopping') return woken.record;
+      // (another run that ended in the same tick), and it was run to its end.
+      if (isFinished(woken.record)) return woken.record;
+      if (woken.woke === 'stopping') return service.get(id) ?? woken.record;
     }
   }
 

@@ -17,7 +17,7 @@ import { writeFileAtomic } from '../store/run-store';
  * starts: a handover is usually a few KiB (zygotes, timers, connections), up
  * to some 100 KiB per line-protocol connection with unread requests and
  * unwritten replies. Past this the exec may still fail; that outcome is
- * reported too (reexec.ts).
+ * reported too (restart/reexec.ts).
  */
 export const HANDOVER_PROBE_BYTES = 64 * 1024;
 

@@ -59,13 +59,13 @@ export interface RestartParts {
 }
 
 /**
- * The second half of a restart, after the new zygote (`loaded`) is ready:
- * the front ends stop taking requests and finish those in flight (all but
- * the restart requests themselves, which the new image answers), then, in
- * one synchronous stretch (libuv moves no byte in between), the state is
- * written and the supervisor execve()s itself, keeping exactly the fds it
- * hands over. Returns only if that failed: everything resumes on the current
- * forkd code (the new application code serves), and the result says why.
+ * The second half of a restart, after the new zygote is ready: the front
+ * ends stop taking requests and finish those in flight (all but the restart
+ * requests themselves, which the new image answers), then, in one
+ * synchronous stretch (libuv moves no byte in between), the state is written
+ * and the supervisor execve()s itself, keeping exactly the fds it hands over.
+ * Returns only if that failed, with the outcome its callers get; everything
+ * then resumes, the new app code serving on the old image.
  */
 export async function reexec(parts: RestartParts, logger: pino.Logger, config: SupervisorConfig, loaded: RestartResult): Promise<RestartResult> {
   const { supervisor, http, line, lock } = parts;
@@ -115,6 +115,6 @@ export async function reexec(parts: RestartParts, logger: pino.Logger, config: S
       appReloaded: true,
     };
   }
-  // execve does not return when it succeeds; it threw if it failed.
+  // execve returned without throwing: it cannot, but the type says so.
   throw new Error('execve returned');
 }

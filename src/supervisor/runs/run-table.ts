@@ -20,6 +20,8 @@ export interface RunEntry {
   requestedAt: bigint;
   /** Our own pidfd watch on the run's process, while it is armed. */
   watching: boolean;
+  /** forkd sent it a signal (a client's, a timeout's, a stop's): its death is then its end, not a failed start. */
+  signalled: boolean;
   timedOut: boolean;
   /** Epoch ms when the timeout's SIGTERM, then its SIGKILL, are due (kept across a restart). */
   termAt: number | null;
@@ -37,7 +39,7 @@ export interface ExitStatus {
 }
 
 export function newEntry(record: RunRecord, procStart: string | null, requestedAt: bigint): RunEntry {
-  return { record, procStart, requestedAt, watching: false, timedOut: false, termAt: null, killAt: null, timers: [], waiters: new Set(), awaitingZygote: null };
+  return { record, procStart, requestedAt, watching: false, signalled: false, timedOut: false, termAt: null, killAt: null, timers: [], waiters: new Set(), awaitingZygote: null };
 }
 
 /**
@@ -120,7 +122,7 @@ export class RunTable {
   waitForEnd(id: string, timeoutMs: number, signal?: AbortSignal): Promise<WaitResult> {
     const entry = this.entry(id);
     if (entry.record.state !== 'running') return Promise.resolve({ record: this.view(entry), woke: 'ended' });
-    if (timeoutMs <= 0) return Promise.resolve({ record: { ...entry.record }, woke: 'timeout' });
+    if (timeoutMs <= 0) return Promise.resolve({ record: this.view(entry), woke: 'timeout' });
     return new Promise((resolve) => {
       const done = (woke: WaitEnd) => {
         clearTimeout(timer);

@@ -265,6 +265,7 @@ export class Supervisor implements RunService {
     const signo = typeof signal === 'number' ? signal : signalNumber(signal);
     // A SIGTERM is followed by SIGKILL to the group after the kill grace.
     if (signo === SIGTERM) return this.groupKill.terminate(entry);
+    entry.signalled = true;
     // The run leads its own process group (setpgid in the child), so the
     // signal reaches what it started too; right after the fork the group may
     // not exist yet, then the process itself is signalled.

@@ -197,8 +197,11 @@ export class RunStore {
     try {
       fs.mkdirSync(dir, { mode: 0o700 });
     } catch (error) {
+      // Not made (EEXIST: a directory that is not ours to remove).
       throw this.failed(error, dir);
     }
+    // A full disk still makes directories (they take no data block): one
+    // whose files cannot be written is removed again.
     try {
       const claim = path.join(dir, CLAIM);
       try {
@@ -208,7 +211,6 @@ export class RunStore {
       }
       this.save(stored);
     } catch (error) {
-      // A full disk still makes directories (they take no data block).
       fs.rmSync(dir, { recursive: true, force: true });
       throw error;
     }
