@@ -175,4 +175,24 @@ test('a handover that cannot be written after the new code took over: the restar
   }
 });
 
+test('a run whose id names a directory the daemon could not load: refused, and that directory is left as it was', async () => {
+  const dir = tmpDir();
+  const app = path.join(dir, 'app.js');
+  fs.writeFileSync(app, appV(1));
+  const foreign = path.join(dir, 'state', 'runs', 'keep-me');
+  fs.mkdirSync(foreign, { recursive: true });
+  fs.writeFileSync(path.join(foreign, 'record.json'), 'not a record');
+  fs.writeFileSync(path.join(foreign, 'stdout'), 'evidence');
+  const d = await startDaemon({ app, dir });
+  try {
+    const res = await d.request({ method: 'POST', path: '/v1/runs', body: { handler: 'echo', id: 'keep-me' } });
+    assert.is(res.status, 507, res.text);
+    assert.match(res.json.error.message, /runs\/keep-me: EEXIST/);
+    assert.is(fs.readFileSync(path.join(foreign, 'stdout'), 'utf8'), 'evidence', 'not removed');
+    assert.is(fs.readFileSync(path.join(foreign, 'record.json'), 'utf8'), 'not a record');
+  } finally {
+    await d.stop();
+  }
+});
+
 test.run();

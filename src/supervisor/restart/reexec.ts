@@ -8,15 +8,16 @@
 // swap that comes first is zygotes/zygote-set.ts reload(); each front end's
 // own quiesce and snapshot live in its folder (http-handover.ts here,
 // line/line-server.ts).
+import * as fs from 'node:fs';
 import type pino from 'pino';
 import { ForkdError } from '../../errors';
 import { native } from '../../native';
-import { systemReason } from '../store/state-dir-error';
 import type { SupervisorConfig } from '../config';
 import type { HttpApi, HttpHandover } from '../http/http-api';
 import type { LineServer, LineServerState } from '../line/line-server';
 import type { RestartResult } from '../runs/run-service';
 import type { Supervisor, SupervisorHandover } from '../runs/supervisor';
+import { systemReason } from '../store/state-dir-error';
 import type { StateLock } from '../store/state-lock';
 import { withoutToken } from '../secrets';
 import { readHandover, writeHandover } from './handover';
@@ -69,6 +70,7 @@ export interface RestartParts {
 export async function reexec(parts: RestartParts, logger: pino.Logger, config: SupervisorConfig, loaded: RestartResult): Promise<RestartResult> {
   const { supervisor, http, line, lock } = parts;
   let channel: number | null = null;
+  let written: string | null = null;
   try {
     await Promise.all([http.quiesce(), line?.quiesce()]);
     // A request that started on the HTTP side while the line side was still
@@ -86,19 +88,24 @@ export async function reexec(parts: RestartParts, logger: pino.Logger, config: S
     };
     // The key and the token cross in the secret channel, never in the
     // environment (process.env lost FORKD_TOKEN at start) or on the command line.
-    channel = sendSecrets({ ...writeHandover(config.stateDir, state), token: config.token });
+    const handover = writeHandover(config.stateDir, state);
+    written = handover.file;
+    channel = sendSecrets({ ...handover, token: config.token });
     const keep = [...handoverFds(state), channel];
     const env = Object.entries({ ...process.env, [HANDOVER_ENV]: String(channel) }).map(([k, v]) => `${k}=${v}`);
     logger.info({ keepFds: keep.length }, 're-executing the supervisor');
     native.execve(process.execPath, [process.execPath, ...process.execArgv, ...withoutToken(process.argv.slice(1))], env, keep);
   } catch (error) {
     if (channel !== null) native.closeFd(channel);
+    // Its fds are ours again: nothing may take it for a handover later.
+    if (written !== null) fs.rmSync(written, { force: true });
     logger.error({ err: error }, 'restart: the supervisor could not re-execute itself; it keeps serving with its current code');
     supervisor.pauseZygotes(false);
     http.resume();
     line?.resume();
     const stateDir = error instanceof ForkdError && error.code === 'FORKD_ERR_STATE_DIR';
-    const why = stateDir ? (error as Error).message : `execve: ${systemReason(error)}`;
+    const syscall = (error as NodeJS.ErrnoException).syscall;
+    const why = stateDir || syscall === undefined ? systemReason(error) : `${syscall}: ${systemReason(error)}`;
     return {
       ok: false,
       code: stateDir ? 'FORKD_ERR_STATE_DIR' : 'FORKD_ERR_INTERNAL',

@@ -188,7 +188,8 @@ export class Supervisor implements RunService {
     this.reaper.follow(entry);
     if (record.timeoutMs !== null) this.deadlines.arm(entry, record.timeoutMs);
     if (record.state === 'running') this.table.persist(entry);
-    return { ...record };
+    // It may have ended already (a claim adopted late): with its result, then.
+    return this.table.view(entry);
   }
 
   /**

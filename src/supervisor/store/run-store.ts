@@ -197,17 +197,18 @@ export class RunStore {
     try {
       fs.mkdirSync(dir, { mode: 0o700 });
     } catch (error) {
-      // EEXIST: a directory this daemon could not load; it is not ours to remove.
+      // Not made (EEXIST: a directory that is not ours to remove).
       throw this.failed(error, dir);
     }
+    // A full disk still makes directories (they take no data block): one
+    // whose files cannot be written is removed again.
     try {
-      fs.writeFileSync(path.join(dir, CLAIM), '', { mode: 0o600, flag: 'wx' });
-    } catch (error) {
-      // A full disk still makes directories (they take no data block).
-      fs.rmSync(dir, { recursive: true, force: true });
-      throw this.failed(error, dir);
-    }
-    try {
+      const claim = path.join(dir, CLAIM);
+      try {
+        fs.writeFileSync(claim, '', { mode: 0o600, flag: 'wx' });
+      } catch (error) {
+        throw this.failed(error, claim);
+      }
       this.save(stored);
     } catch (error) {
       fs.rmSync(dir, { recursive: true, force: true });

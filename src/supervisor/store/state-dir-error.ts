@@ -8,7 +8,7 @@ import { ForkdError } from '../../errors';
 /** "ENOSPC (no space left on device)" from a Node fs error; its message otherwise. */
 export function systemReason(error: unknown): string {
   const e = error as NodeJS.ErrnoException;
-  if (typeof e?.code !== 'string') return e instanceof Error ? e.message : String(error);
+  if (typeof e?.code !== 'string' || !/^E[A-Z0-9]+$/.test(e.code)) return e instanceof Error ? e.message : String(error);
   // Node's fs messages read "ENOSPC: no space left on device, write".
   const text = /^[A-Z0-9]+: ([^,]+)/.exec(e.message ?? '')?.[1];
   return text !== undefined ? `${e.code} (${text})` : e.code;
