@@ -15,6 +15,7 @@
 #include "mmap_layout.h"
 #include "process.h"
 #include "signals.h"
+#include "term_watchdog.h"
 #include "wait.h"
 
 namespace forkd {
@@ -40,6 +41,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("mmapLayoutCompact", Napi::Function::New(env, MmapLayoutCompact));
   exports.Set("exitNow", Napi::Function::New(env, ExitNow));
   exports.Set("dieBySignal", Napi::Function::New(env, DieBySignal));
+  exports.Set("armTermWatchdog", Napi::Function::New(env, ArmTermWatchdog));
+  exports.Set("termHandled", Napi::Function::New(env, TermHandled));
   exports.Set("writeSync", Napi::Function::New(env, WriteSync));
   exports.Set("armDrainWatch", Napi::Function::New(env, ArmDrainWatch));
   exports.Set("installExitHandler", Napi::Function::New(env, InstallExitHandler));

@@ -98,10 +98,12 @@ class Pool {
 
  private:
   void Loop() {
-    // Signals are for the main thread's loop, as with Node's own threads.
-    sigset_t all;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, nullptr);
+    // Signals are for the main thread's loop; the synchronous ones (a
+    // fault in a task) cannot be blocked meaningfully and stay as they are.
+    sigset_t mask;
+    sigfillset(&mask);
+    for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS}) sigdelset(&mask, sig);
+    pthread_sigmask(SIG_SETMASK, &mask, nullptr);
     std::unique_lock<std::mutex> lock(mutex_);
     for (;;) {
       while (!delayed_.empty() && delayed_.begin()->first <= Clock::now()) {
@@ -144,7 +146,9 @@ std::mutex g_isolates_mutex;
 std::set<v8::Isolate*> g_child_isolates;
 
 // Itanium C++ ABI 2.3: a pointer to a virtual member function holds one plus
-// the byte offset of its slot in the vtable.
+// the byte offset of its slot in the vtable (odd, where a non-virtual one
+// holds an address). kNoSlot if it is not virtual after all.
+constexpr size_t kNoSlot = SIZE_MAX;
 template <typename PMF>
 size_t Slot(PMF pmf) {
   struct {
@@ -153,6 +157,7 @@ size_t Slot(PMF pmf) {
   } rep;
   static_assert(sizeof(pmf) == sizeof(rep), "Itanium member function pointer");
   memcpy(&rep, &pmf, sizeof rep);
+  if ((rep.ptr & 1) == 0 || rep.adj != 0) return kNoSlot;
   return (rep.ptr - 1) / sizeof(void*);
 }
 
@@ -222,12 +227,18 @@ bool InstallChildPlatform(int pool_size) {
   }
   Platform* platform = CurrentPlatform();
   if (platform == nullptr) return false;
+  const size_t slots[] = {Slot(&Platform::NumberOfWorkerThreads), Slot(&Platform::CallOnWorkerThread),
+                          Slot(&Platform::CallDelayedOnWorkerThread), Slot(&Platform::DrainTasks),
+                          Slot(static_cast<RegisterWithLoop>(&Platform::RegisterIsolate)),
+                          Slot(static_cast<RegisterWithDelegate>(&Platform::RegisterIsolate)),
+                          Slot(&Platform::UnregisterIsolate), Slot(&Platform::AddIsolateFinishedCallback)};
+  size_t last = 0;
+  for (size_t s : slots) {
+    if (s == kNoSlot) return false;  // not the ABI this file was written for: leave Node's platform alone
+    if (s > last) last = s;
+  }
   g_pool = new Pool(pool_size < 1 ? 1 : pool_size);
   void** node_vptr = *reinterpret_cast<void***>(platform);
-  size_t last = Slot(&Platform::AddIsolateFinishedCallback);
-  for (size_t s : {Slot(&Platform::NumberOfWorkerThreads), Slot(&Platform::CallOnWorkerThread), Slot(&Platform::CallDelayedOnWorkerThread),
-                   Slot(&Platform::DrainTasks), Slot(&Platform::UnregisterIsolate)})
-    if (s > last) last = s;
   // The copy starts two words before the address point (offset-to-top and
   // the type info) and covers every slot MultiIsolatePlatform declares, plus
   // a margin in case NodePlatform declared virtuals of its own.

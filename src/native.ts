@@ -24,6 +24,10 @@ export interface Native {
   mmapLayoutCompact(): boolean;
   exitNow(code: number): never;
   dieBySignal(signo: number): never;
+  /** In a forked child with a SIGTERM listener: the first SIGTERM arms a timer; the child dies of SIGTERM when it fires. */
+  armTermWatchdog(respondMs: number): void;
+  /** The SIGTERM listener ran and the job listens: the timer moves to graceMs after the first SIGTERM (< 0: disarmed). */
+  termHandled(graceMs: number): void;
   writeSync(fd: number, data: Buffer, timeoutMs: number): number;
   flushStdio(): void;
   armDrainWatch(processObject: NodeJS.Process): void;

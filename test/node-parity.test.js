@@ -53,10 +53,12 @@ test('parity: an app\'s uncaughtException listener keeps the child alive (timer,
 });
 
 test('parity: an uncaughtExceptionMonitor listener sees the error, then Node reports it and exits 1', async () => {
-  const r = await parity('uncaught-monitor.js');
-  assert.is(r.code, 1);
-  assert.is(r.stdout, 'monitor: nobody handles me (uncaughtException)\nexit 1\n');
-  assert.match(r.stderr, /\^\n\nTypeError: nobody handles me\n/);
+  for (const args of [[], ['top']]) {
+    const r = await parity('uncaught-monitor.js', { args });
+    assert.is(r.code, 1);
+    assert.is(r.stdout, 'monitor: nobody handles me (uncaughtException)\nexit 1\n');
+    assert.match(r.stderr, /\^\n\nTypeError: nobody handles me\n/);
+  }
 });
 
 test('parity: an exit listener run by a fatal exception sets the exit code', async () => {

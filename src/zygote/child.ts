@@ -4,6 +4,7 @@
 // survives the zygote and the supervisor going away.
 import { renameSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { claimRunOrExit } from '../child/claim';
 import { fatalError } from '../child/exit';
 import { resultNotSerializable, serializeError } from '../child/job-child';
 import type { RunContext } from '../lib/job-types';
@@ -66,6 +67,9 @@ function writeStatus(runDir: string, report: ChildReport): void {
 
 /** The job forkRun runs in the child: returns the report the zygote forwards. */
 export async function runRequest(app: LoadedApp, request: SpawnRequest, ctx: RunContext): Promise<ChildReport> {
+  // First of all: the run must be this process's, not one the supervisor
+  // gave up on (child/claim.ts). Nothing is written to its files before.
+  claimRunOrExit(request.runDir);
   const stdout: OutputCounter = { bytes: 0, truncated: false };
   const stderr: OutputCounter = { bytes: 0, truncated: false };
   limitOutput(process.stdout, request.maxOutputBytes, stdout);

@@ -15,6 +15,7 @@ import { finishPendingSweep } from '../lib/heap-sweep';
 import { PreforkPool } from '../lib/prefork-pool';
 import { installRandomWrappers } from '../lib/random';
 import { installTracking } from '../lib/tracking';
+import { installWriteTracking } from '../lib/write-tracking';
 import { JsonLineChannel } from '../protocol/json-lines';
 import { FromZygote, SpawnRequest, ToZygote, isToZygote, ChildReport } from '../protocol/zygote-messages';
 import { LoadedApp, loadApp } from './app-loader';
@@ -24,6 +25,7 @@ import { runRequest } from './child';
 // Math.random / randomUUID must go through forkd's wrappers.
 endEagerCompile();
 installTracking();
+installWriteTracking();
 installRandomWrappers();
 
 const CHANNEL_FD = 3;
@@ -108,8 +110,10 @@ async function main(): Promise<void> {
   prepareHeap();
   // Runs outlive the zygote: if it dies they are re-parented to the
   // supervisor (a subreaper), which reaps them and records their status.
-  // Idle prefork children, which have no job yet, die with it.
-  const pool = new PreforkPool<SpawnRequest, ChildReport>((request, ctx) => runRequest(app, request, ctx), { size: preforkSize, deathSignal: null });
+  // Idle prefork children, which have no job yet, die with it. A run that
+  // listens to ctx.signal is not bounded after SIGTERM by its child: every
+  // SIGTERM the daemon sends is followed by SIGKILL after --kill-grace-ms.
+  const pool = new PreforkPool<SpawnRequest, ChildReport>((request, ctx) => runRequest(app, request, ctx), { size: preforkSize, deathSignal: null, termGraceMs: null });
   channel.on('message', (message: ToZygote) => {
     if (message.t === 'spawn') spawn(pool, channel, message);
     else if (message.t === 'shutdown') {

@@ -154,7 +154,9 @@ export class RunTable {
 
   persist(entry: RunEntry): void {
     try {
-      this.store.save({ record: entry.record, procStart: entry.procStart });
+      const armed = entry.termAt !== null || entry.killAt !== null || entry.timedOut;
+      const deadline = armed ? { termAt: entry.termAt, killAt: entry.killAt, timedOut: entry.timedOut } : undefined;
+      this.store.save({ record: entry.record, procStart: entry.procStart, ...(deadline ? { deadline } : {}) });
     } catch (error) {
       this.logger.error({ runId: entry.record.id, error: (error as Error).message }, 'cannot persist run record');
     }

@@ -20,15 +20,17 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { ForkdError } from '../../errors';
-import { STATUS_NEXT, overwriteFile } from '../../protocol/run-files';
+import { CLAIM, CLAIM_ABANDONED, STATUS_NEXT, claimedPid, overwriteFile } from '../../protocol/run-files';
 import type { ChildReport } from '../../protocol/zygote-messages';
 import { RUN_ID_PATTERN } from '../../protocol/run-request';
-import { RunRecord, runStates } from '../runs/run-record';
+import { RunDeadline, RunRecord, runStates } from '../runs/run-record';
 
 export interface StoredRun {
   record: RunRecord;
   /** /proc/PID/stat start time of the run's process: tells a reused pid from ours. */
   procStart: string | null;
+  /** Its timeout and kill escalation, once either is armed (absent in records of older versions). */
+  deadline?: RunDeadline;
 }
 
 /** Creates (or checks) a directory private to this user: not a symlink, not shared. */
@@ -61,13 +63,16 @@ const SPARE_FILES: ReadonlyArray<[string, number]> = [
   [STATUS_NEXT, 0o600],
   ['stdout', 0o644],
   ['stderr', 0o644],
+  // Taken by the child or abandoned by the supervisor (runs/run-claim.ts).
+  [CLAIM, 0o600],
 ];
 /** Directories kept ready: a burst larger than this makes the rest the slow way. */
 const SPARES = 8;
 /** New ones are made only below this: freed runs' directories, recycled, usually keep the count up. */
 const SPARES_LOW = SPARES / 2;
 /** The files a run's directory may hold; a directory with anything else is not recycled. */
-const RUN_FILES = new Set(['record.json', 'record.next', 'record.prev', 'status.json', 'status.next', 'stdout', 'stderr']);
+const RUN_FILES = new Set(['record.json', 'record.next', 'record.prev', 'status.json', 'status.next', 'stdout', 'stderr', CLAIM, CLAIM_ABANDONED]);
+const isRunFile = (name: string): boolean => RUN_FILES.has(name) || claimedPid(name) !== null;
 
 /**
  * Replaces dir/record.json atomically without allocating an inode: the new
@@ -146,6 +151,7 @@ export class RunStore {
       }
     }
     fs.mkdirSync(dir, { mode: 0o700 });
+    fs.writeFileSync(path.join(dir, CLAIM), '', { mode: 0o600, flag: 'wx' });
     this.save(stored);
   }
 
@@ -237,8 +243,12 @@ export class RunStore {
   /** A freed run's directory made a spare: its output files made anew, the rest blanked. */
   private async recycle(dir: string): Promise<string> {
     const names = await fsp.readdir(dir);
-    if (names.some((name) => !RUN_FILES.has(name))) throw new Error(`${dir} holds more than a run's files`);
+    if (names.some((name) => !isRunFile(name))) throw new Error(`${dir} holds more than a run's files`);
     if (names.includes('status.json')) await fsp.rename(path.join(dir, 'status.json'), path.join(dir, STATUS_NEXT));
+    // The claim, taken or abandoned, is put back (an empty file either way).
+    const claim = names.find((name) => name === CLAIM_ABANDONED || claimedPid(name) !== null);
+    if (claim !== undefined) await fsp.rename(path.join(dir, claim), path.join(dir, CLAIM));
+    else if (!names.includes(CLAIM)) await fsp.writeFile(path.join(dir, CLAIM), '', { mode: 0o600, flag: 'wx' });
     await fsp.rm(path.join(dir, RECORD_PREV), { force: true });
     // The output files are unlinked, not reused: a reader (a follow) or a
     // process the run left behind may still hold them open.

@@ -35,6 +35,8 @@ export class ZygoteSet {
     private readonly metrics: Metrics,
     /** Every run exit any of our zygotes reports. */
     private readonly onRunExited: (message: ExitedMessage) => void,
+    /** Whether the run was adopted with this pid after its spawn timed out (runs/run-claim.ts). */
+    private readonly isAdopted: (runId: string, pid: number) => boolean = () => false,
   ) {}
 
   /** Starts the first zygote, or takes over those a previous supervisor image handed over. */
@@ -172,9 +174,11 @@ export class ZygoteSet {
   /** What every zygote reports, current or retiring: listened to once, from the moment we have it. */
   private listen(zygote: ZygoteHandle): void {
     zygote.on('exited', (message: ExitedMessage) => this.onRunExited(message));
-    // A fork reported after its spawn timeout: the run is already
-    // failed_to_start, so its process must not live on unrecorded.
+    // A fork reported after its spawn timeout: unless its child claimed the
+    // run first (then it was adopted), the run is failed_to_start and its
+    // child exits before the handler; killed here all the same, at once.
     zygote.on('late-fork', (runId: string, pid: number) => {
+      if (this.isAdopted(runId, pid)) return;
       this.logger.warn({ runId, runPid: pid }, 'late fork after spawn timeout: killing it');
       if (!native.killpg(pid, signalNumber('SIGKILL'))) native.kill(pid, signalNumber('SIGKILL'));
     });
