@@ -137,7 +137,8 @@ for (const claimed of [true, false]) {
       const zygote = (await first.request({ path: '/v1/health' })).json.zygote.pid;
       // The zygote never gets to report the fork; the child is held before
       // it claims, or not.
-      control(first, { parentBlockMs: 3000, childBlockMs: claimed ? 0 : 1500 });
+      // Held long enough for the next supervisor to start first, even on a loaded machine.
+      control(first, { parentBlockMs: 3000, childBlockMs: claimed ? 0 : 6000 });
       first.request({ method: 'POST', path: '/v1/runs', body: { id: 'pending-1', handler: 'mark', args: { dir: marks, ms: 4000 } } }).catch(() => {});
       const child = await until(() => childrenOf(zygote)[0]?.pid, 5000, 'the fork');
       if (claimed) await until(() => fs.existsSync(path.join(marks, 'pending-1')), 5000, 'the handler to start');
@@ -155,7 +156,7 @@ for (const claimed of [true, false]) {
       } else {
         assert.is(rec.state, 'failed_to_start');
         assert.is(rec.error.code, 'FORKD_ERR_ZYGOTE_UNAVAILABLE');
-        await until(() => procStat(child) === null || procStat(child)[0] === 'Z', 10000, 'the abandoned child to exit');
+        await until(() => procStat(child) === null || procStat(child)[0] === 'Z', 15000, 'the abandoned child to exit');
         assert.not.ok(fs.existsSync(path.join(marks, 'pending-1')), 'the abandoned run never ran its handler');
       }
     } finally {

@@ -11,6 +11,17 @@ import * as fs from 'node:fs';
 export const STATUS_NEXT = 'status.next';
 
 /**
+ * A result whose JSON is larger than INLINE_RESULT_BYTES is written by the
+ * child to RESULT_FILE in its run directory, and only its size travels
+ * (through the zygote to the supervisor, and into the record). The
+ * supervisor reads the file when the run's record is asked for, so what it
+ * holds per retained run stays small: four 20 MB results held in memory took
+ * its RSS to 733 MB.
+ */
+export const RESULT_FILE = 'result.json';
+export const INLINE_RESULT_BYTES = 64 * 1024;
+
+/**
  * Writes `data` as the whole content of `file`, reusing the file if it
  * exists. Not with O_TRUNC: truncating a file that has blocks makes ext4 free
  * them and flush the file at close (auto_da_alloc), 64 against 25 us here;

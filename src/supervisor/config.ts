@@ -21,8 +21,10 @@ export interface SupervisorConfig {
   /** The variables a run request may set (--allow-env). */
   allowEnv: EnvAllowlist;
   maxOutputBytes: number;
+  maxResultBytes: number;
   killGraceMs: number;
   spawnTimeoutMs: number;
+  loadTimeoutMs: number;
   maxLine: number;
   lineIdleTimeoutMs: number;
   maxConnections: number;
@@ -45,8 +47,10 @@ export const serveOptions = {
   'token-file': { type: 'string' },
   'allow-env': { type: 'string', multiple: true },
   'max-output-bytes': { type: 'string' },
+  'max-result-bytes': { type: 'string' },
   'kill-grace-ms': { type: 'string' },
   'spawn-timeout-ms': { type: 'string' },
+  'load-timeout-ms': { type: 'string' },
   'max-line': { type: 'string' },
   'line-idle-timeout-ms': { type: 'string' },
   'max-connections': { type: 'string' },
@@ -54,6 +58,9 @@ export const serveOptions = {
   prefork: { type: 'string' },
   'log-level': { type: 'string' },
 } as const;
+
+/** --max-result-bytes's default: 16 MiB of JSON. */
+export const MAX_RESULT_BYTES_DEFAULT = 16 * 1024 * 1024;
 
 function bad(flag: string, expected: string, got: string): never {
   throw new ForkdError('FORKD_ERR_INVALID_ARG', `--${flag} must be ${expected}, got ${JSON.stringify(got)}`);
@@ -66,6 +73,20 @@ function int(values: Record<string, string | undefined>, flag: string, fallback:
   const n = Number(raw);
   if (n < min || n > max) bad(flag, `an integer from ${min} to ${max}`, raw);
   return n;
+}
+
+// A finished run is read from its retained record: ?wait=true and GET
+// /v1/runs/:id answer with it, the line protocol's check reports its status
+// from it. With 0 a run would be forgotten the instant it ended, before any
+// of them could read it ("Hash not found", 404), so 0 is refused.
+function retainCount(values: Record<string, string | undefined>): number {
+  if (values.retain !== undefined && /^0+$/.test(values.retain)) {
+    throw new ForkdError(
+      'FORKD_ERR_INVALID_ARG',
+      '--retain must be at least 1, got "0": a finished run is read from its retained record (?wait=true, GET /v1/runs/:id, the line protocol\'s check), so with 0 none could be read; free runs yourself (DELETE /v1/runs/:id, free) to keep none',
+    );
+  }
+  return int(values, 'retain', 1000, 1, 10_000_000);
 }
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
@@ -114,12 +135,18 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     lineHost,
     stateDir: path.resolve(cwd, values['state-dir'] ?? '.forkd'),
     maxRunning: int(values, 'max-running', 64, 1, 100000),
-    retain: int(values, 'retain', 1000, 0, 10_000_000),
+    retain: retainCount(values),
     token,
     allowEnv: parseAllowEnv(allowEnv),
     maxOutputBytes: int(values, 'max-output-bytes', 10 * 1024 * 1024, 1024, 2 ** 40),
+    // Results are JSON the supervisor parses (when a record is read) and
+    // sends whole: 256 MiB is about the longest string V8 parses at ease.
+    maxResultBytes: int(values, 'max-result-bytes', MAX_RESULT_BYTES_DEFAULT, 1024, 256 * 1024 * 1024),
     killGraceMs: int(values, 'kill-grace-ms', 5000, 0, 3_600_000),
     spawnTimeoutMs: int(values, 'spawn-timeout-ms', 5000, 100, 600_000),
+    // Generous: an app may warm caches or connect at load. Past it a zygote
+    // is killed; a restart is refused, a first load retried with backoff.
+    loadTimeoutMs: int(values, 'load-timeout-ms', 60_000, 100, 3_600_000),
     maxLine: int(values, 'max-line', 1024 * 1024, 64, 64 * 1024 * 1024),
     lineIdleTimeoutMs: int(values, 'line-idle-timeout-ms', 300_000, 100, 86_400_000),
     maxConnections: int(values, 'max-connections', 1024, 1, 1_000_000),

@@ -60,7 +60,7 @@ export async function main(config: SupervisorConfig, handed?: HandoverSecrets): 
     const metrics = new Metrics();
     parts.supervisor = new Supervisor(config, logger, metrics);
     await parts.supervisor.init(inherited?.supervisor);
-    parts.http = await createHttpApi(parts.supervisor, config, { logger, metrics, inherited: inherited?.http });
+    parts.http = await createHttpApi(parts.supervisor, config, { logger, metrics, inherited: inherited?.http, restartResult: inherited?.restartResult });
     await parts.http.listen();
     parts.line = config.linePort !== null ? createLineServer(parts.supervisor, config, { logger, inherited: inherited?.line ?? undefined, restartResult: inherited?.restartResult }) : null;
     if (parts.line !== null) await parts.line.listen();
@@ -89,9 +89,10 @@ export async function main(config: SupervisorConfig, handed?: HandoverSecrets): 
       }
       process.exit(0);
     })());
-  restart = () => void supervisor.restart().then((result) => logger.info(result, 'restart (SIGHUP)'));
+  // Resolves only when the restart failed: a successful one is logged by the new image.
+  restart = () => void supervisor.restart().then((result) => logger.warn(result, 'restart (SIGHUP) failed'));
   supervisor.onStop = stop;
-  supervisor.reexec = () => void reexec({ supervisor, http, line, lock, restarts }, logger, config);
+  supervisor.reexec = (loaded) => reexec({ supervisor, http, line, lock, restarts }, logger, config, loaded);
   // A bug must not take the run table down with it: log it and keep serving.
   process.on('uncaughtException', (error) => logger.error({ err: error }, 'uncaught exception in the supervisor'));
   process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection in the supervisor'));

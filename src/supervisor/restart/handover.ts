@@ -12,6 +12,15 @@ import * as path from 'node:path';
 import { ForkdError } from '../../errors';
 import { writeFileAtomic } from '../store/run-store';
 
+/**
+ * What a restart checks it can write in the state directory before it
+ * starts: a handover is usually a few KiB (zygotes, timers, connections), up
+ * to some 100 KiB per line-protocol connection with unread requests and
+ * unwritten replies. Past this the exec may still fail; that outcome is
+ * reported too (restart/reexec.ts).
+ */
+export const HANDOVER_PROBE_BYTES = 64 * 1024;
+
 function hmac(key: Buffer, body: string): string {
   return createHmac('sha256', key).update(body).digest('hex');
 }

@@ -9,7 +9,9 @@
 // own quiesce and snapshot live in its folder (http-handover.ts here,
 // line/line-server.ts).
 import type pino from 'pino';
+import { ForkdError } from '../../errors';
 import { native } from '../../native';
+import { systemReason } from '../store/state-dir-error';
 import type { SupervisorConfig } from '../config';
 import type { HttpApi, HttpHandover } from '../http/http-api';
 import type { LineServer, LineServerState } from '../line/line-server';
@@ -55,20 +57,17 @@ export interface RestartParts {
   restarts: number;
 }
 
-let reexecuting = false;
-
 /**
  * The second half of a restart, after the new zygote is ready: the front
- * ends stop taking requests and finish those in flight, then, in one
+ * ends stop taking requests and finish those in flight (all but the restart
+ * requests themselves, which the new image answers), then, in one
  * synchronous stretch (libuv moves no byte in between), the state is written
  * and the supervisor execve()s itself, keeping exactly the fds it hands over.
- * If the exec fails, everything resumes on the current code.
+ * Returns only if that failed, with the outcome its callers get; everything
+ * then resumes, the new app code serving on the old image.
  */
-export async function reexec(parts: RestartParts, logger: pino.Logger, config: SupervisorConfig): Promise<void> {
-  if (reexecuting) return;
-  reexecuting = true;
+export async function reexec(parts: RestartParts, logger: pino.Logger, config: SupervisorConfig, loaded: RestartResult): Promise<RestartResult> {
   const { supervisor, http, line, lock } = parts;
-  const result = supervisor.health().zygote;
   let channel: number | null = null;
   try {
     await Promise.all([http.quiesce(), line?.quiesce()]);
@@ -82,7 +81,7 @@ export async function reexec(parts: RestartParts, logger: pino.Logger, config: S
       http: http.snapshot(),
       line: line?.snapshot() ?? null,
       lockFd: lock.fd,
-      restartResult: { ok: true, appVersion: result.appVersion, loadedAt: result.loadedAt },
+      restartResult: { ok: true, appVersion: loaded.appVersion, loadedAt: loaded.loadedAt },
       restarts: parts.restarts,
     };
     // The key and the token cross in the secret channel, never in the
@@ -98,7 +97,17 @@ export async function reexec(parts: RestartParts, logger: pino.Logger, config: S
     supervisor.pauseZygotes(false);
     http.resume();
     line?.resume();
-    supervisor.restartAborted();
-    reexecuting = false;
+    const stateDir = error instanceof ForkdError && error.code === 'FORKD_ERR_STATE_DIR';
+    const why = stateDir ? (error as Error).message : `execve: ${systemReason(error)}`;
+    return {
+      ok: false,
+      code: stateDir ? 'FORKD_ERR_STATE_DIR' : 'FORKD_ERR_INTERNAL',
+      error: `the new application code is serving (appVersion ${loaded.appVersion}), but the supervisor could not re-execute itself, so forkd's own code is unchanged: ${why}`,
+      appVersion: loaded.appVersion,
+      loadedAt: loaded.loadedAt,
+      appReloaded: true,
+    };
   }
+  // execve returned without throwing: it cannot, but the type says so.
+  throw new Error('execve returned');
 }

@@ -43,6 +43,7 @@ export class GroupKill {
   terminate(entry: RunEntry): boolean {
     const pid = entry.record.pid;
     if (pid === null || entry.record.state !== 'running') return false;
+    entry.signalled = true;
     const sent = native.killpg(pid, SIGTERM) || native.kill(pid, SIGTERM);
     if (!this.due.has(entry.record.id)) this.escalateAt(entry, Date.now() + this.killGraceMs);
     this.table.persist(entry);

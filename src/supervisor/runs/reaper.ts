@@ -80,10 +80,12 @@ export class Reaper {
    * before its handler started (a prefork child killed with its zygote an
    * instant after it took the job, a child that could not repair its loop):
    * if its claim is still untaken, it never will be, and the run is
-   * failed_to_start, safe to retry, rather than killed.
+   * failed_to_start, safe to retry, rather than killed. A run forkd itself
+   * signalled ended by that signal, as asked, whether or not its handler had
+   * started.
    */
   private end(entry: RunEntry, status: ExitStatus, report: ChildReport | null): void {
-    if (report === null && this.claims.settle(entry.record.id).kind === 'abandoned') {
+    if (report === null && !entry.signalled && this.claims.settle(entry.record.id).kind === 'abandoned') {
       const how = status.signal !== null ? `died of ${status.signal}` : `exited with code ${status.code}`;
       const error = new ForkdError('FORKD_ERR_ZYGOTE_UNAVAILABLE', `the run's process ${how} before its handler started`);
       this.table.finalize(entry, 'failed_to_start', status, null, error);
@@ -141,7 +143,7 @@ export class Reaper {
     const report = this.store.readStatus(entry.record.id);
     if (status === null) {
       if (report === null || report.exitCode === undefined) {
-        if (report === null && this.claims.settle(entry.record.id).kind === 'abandoned') {
+        if (report === null && !entry.signalled && this.claims.settle(entry.record.id).kind === 'abandoned') {
           const error = new ForkdError('FORKD_ERR_ZYGOTE_UNAVAILABLE', "the run's process ended before its handler started");
           this.table.finalize(entry, 'failed_to_start', { code: null, signal: null, rusage: null }, null, error);
           return;

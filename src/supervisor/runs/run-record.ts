@@ -15,8 +15,15 @@ export interface RunRecord {
   exitCode: number | null;
   /** Terminating signal ('SIGKILL'), or null. */
   signal: string | null;
-  /** The handler's return value (JSON), when it returned. */
+  /**
+   * The handler's return value (JSON), when it returned one. A result larger
+   * than 64 KiB of JSON (INLINE_RESULT_BYTES) is kept in the run's
+   * result.json, not in memory: it is in the record of one run (GET
+   * /v1/runs/:id, a wait), not in lists (resultBytes says it exists).
+   */
   result?: unknown;
+  /** Bytes of the result's JSON, when the handler returned one. */
+  resultBytes?: number;
   /** What the handler threw, or why the run could not start / was lost. */
   error?: { name: string; message: string; stack?: string; code?: string };
   /** ISO timestamps. */
@@ -63,6 +70,11 @@ export function asRunDeadline(value: unknown): RunDeadline | null {
  */
 export const STATUS_FAILED_TO_START = 127;
 export const STATUS_LOST = 255;
+
+/** The record's result is in the run's result.json: it has a size but is not held. */
+export function resultOnDisk(record: RunRecord): boolean {
+  return typeof record.resultBytes === 'number' && !Object.hasOwn(record, 'result');
+}
 
 /** The run has ended, whichever way. */
 export function isFinished(record: RunRecord): boolean {

@@ -15,6 +15,7 @@ import { native } from '../../native';
 import { checkRunRequest, checkRunSignal, isValidHandlerName } from '../../protocol/run-request';
 import type { SupervisorConfig } from '../config';
 import type { Metrics } from '../metrics';
+import { HANDOVER_PROBE_BYTES } from '../restart/handover';
 import { RunStore } from '../store/run-store';
 import type { ZygoteHandover } from '../zygotes/zygote-handle';
 import { ZygoteSet } from '../zygotes/zygote-set';
@@ -48,8 +49,12 @@ export class Supervisor implements RunService {
   private stopping = false;
   private startedAt = Date.now();
   private restarting: Promise<RestartResult> | null = null;
-  /** Set by main.ts: re-executes the supervisor after a restart's zygote swap. */
-  reexec: (() => void) | null = null;
+  /**
+   * Set by main.ts: re-executes the supervisor after a restart's zygote
+   * swap. Resolves only if the exec failed, with why; otherwise the new
+   * image answers the restart's callers.
+   */
+  reexec: ((loaded: RestartResult) => Promise<RestartResult>) | null = null;
   /** Called by stop(): main.ts closes the front ends and exits. */
   onStop: ((options: StopOptions) => Promise<void>) | null = null;
 
@@ -59,7 +64,7 @@ export class Supervisor implements RunService {
     private readonly metrics: Metrics,
   ) {
     this.store = new RunStore(config.stateDir);
-    this.table = new RunTable(this.store, logger, metrics, config.retain);
+    this.table = new RunTable(this.store, logger, metrics, config.retain, config.maxResultBytes);
     this.claims = new RunClaims(this.store, logger);
     // A fork reported after its spawn timed out is killed, unless its child
     // had claimed the run and it was adopted (run-claim.ts).
@@ -169,6 +174,7 @@ export class Supervisor implements RunService {
           env: req.env ?? null,
           runDir: this.store.runDir(record.id),
           maxOutputBytes: this.config.maxOutputBytes,
+          maxResultBytes: this.config.maxResultBytes,
         }),
       );
     } catch (error) {
@@ -233,9 +239,10 @@ export class Supervisor implements RunService {
 
   // ---- queries and control ------------------------------------------------
 
-  get(id: string): RunRecord | undefined {
+  get(id: string, options: { result?: boolean } = {}): RunRecord | undefined {
     const entry = this.table.find(id);
-    return entry === undefined ? undefined : { ...entry.record };
+    if (entry === undefined) return undefined;
+    return options.result === false ? { ...entry.record } : this.table.view(entry);
   }
 
   list(filter: { state?: RunState } = {}): RunRecord[] {
@@ -257,6 +264,7 @@ export class Supervisor implements RunService {
     const signo = typeof signal === 'number' ? signal : signalNumber(signal);
     // A SIGTERM is followed by SIGKILL to the group after the kill grace.
     if (signo === SIGTERM) return this.groupKill.terminate(entry);
+    entry.signalled = true;
     // The run leads its own process group (setpgid in the child), so the
     // signal reaches what it started too; right after the fork the group may
     // not exist yet, then the process itself is signalled.
@@ -280,40 +288,48 @@ export class Supervisor implements RunService {
 
   health(): HealthReport {
     const zygote = this.zygotes.health();
+    // A run cannot start without its record: a state directory that cannot
+    // be written degrades the daemon as a zygote that is not ready does.
+    const stateDirProblem = this.store.writeProblem();
     return {
-      status: zygote.state === 'ready' ? 'ok' : 'degraded',
+      status: zygote.state === 'ready' && stateDirProblem === null ? 'ok' : 'degraded',
       pid: process.pid,
       uptimeMs: Date.now() - this.startedAt,
       zygote,
       runs: { running: this.table.running, retained: this.table.size - this.table.running, maxRunning: this.config.maxRunning },
+      stateDir: { path: this.config.stateDir, writable: stateDirProblem === null, error: stateDirProblem },
     };
   }
 
   /**
    * A restart: the application is loaded anew in a fresh zygote, which
    * replaces the current one once ready (zygote-set.ts reload()), and then
-   * the supervisor re-executes itself (`reexec`, set by main.ts; see
-   * restart/reexec.ts). If the new code fails to load, nothing changes. A
-   * restart requested while one is under way shares its outcome.
+   * the supervisor re-executes itself (`reexec`, set by main.ts). Resolves
+   * with the outcome only when it failed: if the new code fails to load or
+   * the state directory cannot take the handover, nothing changes; if the
+   * exec itself fails, the new code serves on the old image. A successful
+   * restart is answered by the new image (it never resolves here). A restart
+   * requested while one is under way shares its outcome.
    */
   restart(): Promise<RestartResult> {
-    if (this.restarting !== null) return this.restarting;
-    this.restarting = this.zygotes.reload().then((result) => {
-      if (result.ok && this.reexec !== null) {
-        // The callers get the result first (HTTP answers before the exec;
-        // line-protocol requests are answered by the new process).
-        setImmediate(this.reexec);
-      } else {
-        this.restarting = null;
-      }
-      return result;
+    this.restarting ??= this.restartOnce().finally(() => {
+      this.restarting = null;
     });
     return this.restarting;
   }
 
-  /** The exec did not happen: restarts may be requested again. */
-  restartAborted(): void {
-    this.restarting = null;
+  private async restartOnce(): Promise<RestartResult> {
+    // The exec needs the handover file written in the state directory: one
+    // that cannot be written now refuses the restart before anything changes.
+    const unwritable = this.store.probe(HANDOVER_PROBE_BYTES);
+    if (unwritable !== null) {
+      const serving = this.zygotes.health();
+      this.logger.warn({ error: unwritable.message }, 'restart refused: the state directory cannot be written');
+      return { ok: false, code: unwritable.code, error: unwritable.message, appVersion: serving.appVersion, loadedAt: serving.loadedAt };
+    }
+    const loaded = await this.zygotes.reload();
+    if (!loaded.ok || this.reexec === null) return loaded;
+    return this.reexec(loaded);
   }
 
   async stop(options: StopOptions = {}): Promise<void> {

@@ -16,6 +16,7 @@ export interface ZygoteSettings {
   app: string;
   spawnTimeoutMs: number;
   prefork: number;
+  loadTimeoutMs: number;
 }
 
 export class ZygoteSet {
@@ -120,13 +121,17 @@ export class ZygoteSet {
     this.loading = null;
     if (!outcome.ok) {
       fresh.kill();
-      this.logger.warn({ error: outcome.error }, 'restart refused: the new application code failed to load');
+      this.logger.warn({ zygotePid: fresh.pid, error: outcome.error }, 'restart refused: the new application code failed to load');
       return { ok: false, appVersion: this.current?.info?.appVersion ?? null, loadedAt: this.current?.info?.loadedAt ?? null, error: outcome.error };
     }
     this.cancelReplacement();
     const old = this.current;
     this.current = null;
-    if (old !== null) {
+    if (old !== null && old.info === null) {
+      // Still loading (its first load, or a replacement's): it has forked
+      // nothing, and it would read a shutdown only once its load is done.
+      old.kill('SIGKILL');
+    } else if (old !== null) {
       this.retire(old);
       old.retire();
     }
@@ -156,7 +161,7 @@ export class ZygoteSet {
   }
 
   private spawn(): ZygoteHandle {
-    const zygote = ZygoteHandle.spawn(this.settings.app, this.settings.spawnTimeoutMs, this.settings.prefork);
+    const zygote = ZygoteHandle.spawn(this.settings.app, this.settings.spawnTimeoutMs, this.settings.prefork, this.settings.loadTimeoutMs);
     this.listen(zygote);
     return zygote;
   }
@@ -202,7 +207,7 @@ export class ZygoteSet {
     else zygote.once('ready', announce);
     zygote.once('load_failed', (error) => {
       this.lastError = error.message;
-      this.logger.error({ error: error.message }, 'zygote failed to load the application');
+      this.logger.error({ zygotePid: zygote.pid, error: error.message }, 'zygote failed to load the application');
     });
     zygote.once('died', ({ code, signal }: { code: number | null; signal: string | null }) => {
       if (this.current !== zygote || this.stopped) return;
