@@ -20,7 +20,7 @@ function oneLineError(res, status, part) {
 
 const withDaemon = suite('cli: client commands');
 withDaemon.before(async () => {
-  d = await startDaemon({ app: 'test/fixtures/http-app.js', args: ['--kill-grace-ms', '300', '--max-running', '4'] });
+  d = await startDaemon({ app: 'test/fixtures/http-app.js', args: ['--kill-grace-ms', '300', '--max-running', '4', '--allow-env', 'A'] });
 });
 withDaemon.after(async () => {
   await d.stop();

@@ -29,7 +29,7 @@ function expectError(res, status, code, part) {
 
 const api = suite('http daemon: endpoints and bad input');
 api.before(async () => {
-  d = await startDaemon({ app: 'test/fixtures/http-app.js', args: ['--kill-grace-ms', '300', '--max-running', '2'] });
+  d = await startDaemon({ app: 'test/fixtures/http-app.js', args: ['--kill-grace-ms', '300', '--max-running', '2', '--allow-env', 'GREETING'] });
 });
 api.after(async () => {
   await d.stop();

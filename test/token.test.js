@@ -3,15 +3,15 @@
 // in no environment a restart passes on: a poller reads /proc/PID/cmdline
 // and environ of the supervisor without pause through restarts and must
 // never see it; a --token given at start is gone from cmdline once the
-// daemon is up. --token-file: refused when others may read it, read once
+// daemon is up, and from a client command's while it waits. --token-file: refused when others may read it, read once
 // (a restart keeps the token it started with), and /dev/stdin works.
 const { test } = require('uvu');
 const assert = require('uvu/assert');
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
-const { root, tmpDir, within } = require('./helpers');
-const { startDaemon, cli } = require('./daemon');
+const { root, tmpDir, until, within } = require('./helpers');
+const { startDaemon, cli, CLI } = require('./daemon');
 
 const TOKEN = 'cmdline-token-4b1e8d2c9a6f3057';
 const ENV_TOKEN = 'environ-token-0a9b8c7d6e5f4321';
@@ -68,6 +68,16 @@ test('--token leaves /proc/PID/cmdline once the daemon is up; no restart puts it
     assert.is(seen.environHits, 0, 'a token in the environment');
     assert.is((await d.request({ path: '/v1/runs', headers: { authorization: '' } })).status, 401, 'the token is still required');
     assert.is((await d.request({ path: '/v1/runs' })).status, 200, 'and still the one from --token');
+
+    // A client command given --token hides it too, while it waits.
+    const client = spawn(process.execPath, [CLI, '--url', d.url, '--token', TOKEN, 'run', 'sleep', '--args', '{"ms":60000}', '--id', 'waited', '--wait'], { stdio: 'ignore' });
+    try {
+      await until(async () => (await d.request({ path: '/v1/runs/waited' })).status === 200, 10000, 'the client to start its run');
+      assert.is(fs.readFileSync(`/proc/${client.pid}/cmdline`, 'latin1').replace(/\0+$/, ''), 'forkd');
+    } finally {
+      client.kill('SIGKILL');
+      await d.request({ method: 'POST', path: '/v1/runs/waited/signal', body: { signal: 'SIGKILL' } });
+    }
   } finally {
     await poller?.stop().catch(() => {});
     await d.stop();

@@ -2,6 +2,8 @@
 // Runs as the `forkd` command: `forkd serve` becomes the daemon's supervisor;
 // every other command is a short-lived client of a running daemon. Errors are
 // one line on stderr: exit 2 for a wrong command line, 1 for a failure.
+// First: the command line may hold a token (hide-token.ts).
+import './hide-token';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Writable } from 'node:stream';
@@ -22,10 +24,6 @@ async function serve(args: string[], io: Io): Promise<number> {
     io.stdout.write(`${version()}\n`);
     return 0;
   }
-  // At once: libuv writes the title over the whole of the original argv, so
-  // a --token given here leaves /proc/PID/cmdline (readable by every local
-  // user) before anything else runs.
-  process.title = 'forkd supervisor';
   // Loaded only here: the client commands never load the daemon's code.
   const { guardProcess, dropSecretEnv } = await import('../supervisor/secrets');
   const { takeSecrets } = await import('../supervisor/restart/secret-channel');

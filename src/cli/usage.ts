@@ -41,6 +41,10 @@ Starts the daemon: a supervisor serving the HTTP API and a zygote that loads FIL
                              (refused if its group or others may read it; /dev/stdin works)
   --token TOKEN              the same, TOKEN given here: every local user sees it in ps
                              until the daemon is up; prefer --token-file or FORKD_TOKEN
+  --allow-env LIST           the variables a run request's env may set: names and PREFIX_*
+                             patterns, comma-separated, repeatable (default: none). Never
+                             allowed: LD_*, NODE_*, BASH_ENV, PYTHONPATH and their kind
+                             (docs/PROTOCOL.md)
   --line-port N              serve the Phprocksyd line protocol on this port (off by default)
   --line-host HOST           its address (loopback only; default: --host)
   --state-dir DIR            run records and output (default ./.forkd); one daemon per DIR (DIR/lock)
@@ -79,7 +83,8 @@ the run; a second one stops waiting and leaves the run going.
   --args JSON          the handler's arguments (default: none)
   --id ID              the run's id (default: generated)
   --timeout-ms N       terminate the run after N ms
-  --env K=V            an environment variable for the run (repeatable)
+  --env K=V            an environment variable for the run (repeatable); the daemon
+                       accepts only those its serve --allow-env names
   --wait               follow the run to its end
   --json               print the run's record as JSON instead of its id
 

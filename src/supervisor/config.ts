@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ForkdError } from '../errors';
 import { checkToken, readTokenFile } from './token';
+import { parseAllowEnv, type EnvAllowlist } from '../protocol/run-request';
 
 export interface SupervisorConfig {
   app: string;
@@ -17,6 +18,8 @@ export interface SupervisorConfig {
   maxRunning: number;
   retain: number;
   token: string | null;
+  /** The variables a run request may set (--allow-env). */
+  allowEnv: EnvAllowlist;
   maxOutputBytes: number;
   maxResultBytes: number;
   killGraceMs: number;
@@ -42,6 +45,7 @@ export const serveOptions = {
   retain: { type: 'string' },
   token: { type: 'string' },
   'token-file': { type: 'string' },
+  'allow-env': { type: 'string', multiple: true },
   'max-output-bytes': { type: 'string' },
   'max-result-bytes': { type: 'string' },
   'kill-grace-ms': { type: 'string' },
@@ -98,8 +102,11 @@ export function isLoopback(host: string): boolean {
  */
 export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.env, cwd = process.cwd(), handedToken?: string | null): SupervisorConfig {
   let values: Record<string, string | undefined>;
+  let allowEnv: string[];
   try {
-    values = parseArgs({ args: argv, options: serveOptions, strict: true, allowPositionals: false }).values as Record<string, string | undefined>;
+    const parsed = parseArgs({ args: argv, options: serveOptions, strict: true, allowPositionals: false }).values;
+    allowEnv = parsed['allow-env'] ?? [];
+    values = parsed as Record<string, string | undefined>;
   } catch (error) {
     throw new ForkdError('FORKD_ERR_INVALID_ARG', `forkd serve: ${(error as Error).message}`);
   }
@@ -130,6 +137,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     maxRunning: int(values, 'max-running', 64, 1, 100000),
     retain: retainCount(values),
     token,
+    allowEnv: parseAllowEnv(allowEnv),
     maxOutputBytes: int(values, 'max-output-bytes', 10 * 1024 * 1024, 1024, 2 ** 40),
     // Results are JSON the supervisor parses (when a record is read) and
     // sends whole: 256 MiB is about the longest string V8 parses at ease.

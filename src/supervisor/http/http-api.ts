@@ -241,6 +241,7 @@ export async function createHttpApi(
     service,
     metrics: deps.metrics,
     waits,
+    allowEnv: config.allowEnv,
     onStopRequested: (options) => {
       log.info(options, 'stop requested over HTTP');
       service.stop(options).catch((error: unknown) => log.error({ err: error }, 'stop failed'));

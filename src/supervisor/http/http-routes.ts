@@ -6,7 +6,7 @@ import { signalName } from '../../lib/signals';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ForkdError } from '../../errors';
 import { runNotFound, runStillRunning } from '../runs/run-errors';
-import { RUN_ID_PATTERN, checkRunRequest, checkRunSignal } from '../../protocol/run-request';
+import { RUN_ID_PATTERN, checkRunRequest, checkRunSignal, type EnvAllowlist } from '../../protocol/run-request';
 import type { Metrics } from '../metrics';
 import { isFinished, runStates, type RunRecord, type RunState } from '../runs/run-record';
 import type { OutputStream, RestartResult, RunService, StartRunRequest, StopOptions, WaitResult } from '../runs/run-service';
@@ -66,6 +66,8 @@ export interface RouteContext {
   /** Waits in progress (long-polls, ?wait=true, follows): close() ends them so they answer now. */
   waits: Set<AbortController>;
   onStopRequested(options: StopOptions): void;
+  /** The daemon's --allow-env (absent: a request may set no variable). */
+  allowEnv?: EnvAllowlist;
   /** `req` is a restart, which the next supervisor image may answer; returns what to call once it is answered here. */
   oweRestartAnswer(req: IncomingMessage): () => void;
 }
@@ -132,7 +134,7 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
   app.post<{ Body: StartRunRequest; Querystring: { wait?: string } }>('/v1/runs', { schema: startSchema }, async (request, reply) => {
     const body = request.body;
     const scope = truthy(request.query.wait) ? waitScope(reply) : null;
-    const run = checkRunRequest(body, 'body.');
+    const run = checkRunRequest(body, 'body.', ctx.allowEnv);
     let record = await service.start({ handler: run.handler, args: run.args, id: run.id, timeoutMs: run.timeoutMs, env: run.env });
     if (scope !== null && !isFinished(record)) record = await waitUntilEnded(record.id, Infinity, scope.signal);
     return reply.code(201).send(record);

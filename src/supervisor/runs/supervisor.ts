@@ -130,7 +130,7 @@ export class Supervisor implements RunService {
 
   private async startValidated(request: StartRunRequest, requestedAt: bigint): Promise<RunRecord> {
     if (this.stopping) throw new ForkdError('FORKD_ERR_ZYGOTE_UNAVAILABLE', 'the daemon is stopping');
-    const req = checkRunRequest(request);
+    const req = checkRunRequest(request, '', this.config.allowEnv);
     const id = req.id ?? randomUUID();
     const { zygote, info } = this.zygotes.ready();
     if (!isValidHandlerName(req.handler) || !info.handlers.includes(req.handler)) {
