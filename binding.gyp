@@ -16,6 +16,7 @@
         "native/exit.cc",
         "native/wait.cc",
         "native/signals.cc",
+        "native/term_watchdog.cc",
         "native/process.cc",
         "native/exec.cc",
         "native/job_pipe.cc",

@@ -178,7 +178,8 @@ test('1000 runs through the API: no zombie, no leaked fd, memory bounded by the 
   const zombies = (pid) => childrenOf(pid).filter((c) => c.state === 'Z');
   await until(() => zombies(daemon.pid).length === 0, 5000, 'no zombie of the supervisor');
   await until(() => zombies(zygotePid).length === 0, 5000, 'no zombie of the zygote');
-  assert.ok(fds() <= fdsBefore + 2, `supervisor fds ${fdsBefore} -> ${fds()}`);
+  // The pidfds of the last runs close as their ends are handled: a leak never settles.
+  await until(() => fds() <= fdsBefore + 2, 5000, `supervisor fds to settle (${fdsBefore} before, ${fds()} now)`);
   // --retain defaults to 1000: the table holds every record; the rest of the
   // memory must not grow with the number of runs.
   const grownMb = (rssKb() - rssBefore) / 1024;

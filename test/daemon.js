@@ -80,14 +80,15 @@ function request(target, { method = 'GET', path: urlPath, body, headers = {}, so
  * listens and its zygote is ready. `args` carry everything else the test
  * relies on (`--line-port 0`, `--kill-grace-ms`, limits); `bin` is another
  * `forkd` (an installed package's), `env` adds variables, `uid`/`gid` run it
- * as another user.
+ * as another user, `stdin` is its stdin (an fd, default none). With `zygoteReady:
+ * false` it resolves once it listens, whatever its zygote does.
  */
-async function startDaemon({ app = 'test/fixtures/app.js', args = [], token, dir = tmpDir(), readyMs = 20000, bin = CLI, env = {}, uid, gid } = {}) {
+async function startDaemon({ app = 'test/fixtures/app.js', args = [], token, dir = tmpDir(), readyMs = 20000, bin = CLI, env = {}, uid, gid, stdin = 'ignore', zygoteReady = true } = {}) {
   const stateDir = path.join(dir, 'state');
   const child = spawn(process.execPath, [bin, 'serve', '--app', path.resolve(root, app), '--port', '0', '--state-dir', stateDir, ...(token ? ['--token', token] : []), ...args], {
     cwd: dir,
     env: cleanEnv(env),
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: [stdin, 'ignore', 'pipe'],
     ...(uid !== undefined ? { uid, gid } : {}),
   });
   const logs = [];
@@ -185,7 +186,7 @@ async function startDaemon({ app = 'test/fixtures/app.js', args = [], token, dir
     daemon.port = listening.port;
     daemon.linePort = listening.linePort;
     daemon.url = `http://127.0.0.1:${listening.port}`;
-    await daemon.waitLog((r) => r.msg === 'zygote ready', readyMs, "'zygote ready'");
+    if (zygoteReady) await daemon.waitLog((r) => r.msg === 'zygote ready', readyMs, "'zygote ready'");
   } catch (error) {
     child.kill('SIGKILL');
     await within(exited, 5000, 'the daemon to die').catch(() => {});

@@ -134,7 +134,7 @@ function baseConfig(overrides) {
   return {
     app: '/nonexistent/app.js', host: '127.0.0.1', port: 0, socket: null, linePort: null, lineHost: '127.0.0.1',
     stateDir: '/nonexistent', maxRunning: 2, retain: 100, token: null, maxOutputBytes: 1 << 20, killGraceMs: 100,
-    spawnTimeoutMs: 1000, maxLine: 1 << 20, lineIdleTimeoutMs: 1000, maxConnections: 64, stopTimeoutMs: 1000,
+    spawnTimeoutMs: 1000, loadTimeoutMs: 60000, maxLine: 1 << 20, lineIdleTimeoutMs: 1000, maxConnections: 64, stopTimeoutMs: 1000,
     prefork: 0, logLevel: 'silent', ...overrides,
   };
 }

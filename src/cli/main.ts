@@ -22,17 +22,30 @@ async function serve(args: string[], io: Io): Promise<number> {
     io.stdout.write(`${version()}\n`);
     return 0;
   }
+  // At once: libuv writes the title over the whole of the original argv, so
+  // a --token given here leaves /proc/PID/cmdline (readable by every local
+  // user) before anything else runs.
+  process.title = 'forkd supervisor';
   // Loaded only here: the client commands never load the daemon's code.
+  const { guardProcess, dropSecretEnv } = await import('../supervisor/secrets');
+  const { takeSecrets } = await import('../supervisor/restart/secret-channel');
   const { parseServeArgs } = await import('../supervisor/config');
+  // Before any secret is read (the token, a restart's key): no other
+  // process of this user may read them out of this one.
+  guardProcess();
+  const handed = takeSecrets();
   let config: SupervisorConfig;
   try {
-    config = parseServeArgs(args);
+    config = parseServeArgs(args, process.env, process.cwd(), handed?.token);
   } catch (error) {
     if (error instanceof ForkdError && error.code === 'FORKD_ERR_INVALID_ARG') throw new UsageError(error.message.replace(/^forkd serve: /, ''), 'serve');
     throw error;
+  } finally {
+    // Read once: the zygote, the runs and a restarted image never see it.
+    dropSecretEnv();
   }
   const { main } = await import('../supervisor/main');
-  await main(config);
+  await main(config, handed);
   return 0;
 }
 

@@ -12,6 +12,7 @@ import { Handover, reexec, takeHandover } from './restart/reexec';
 import type { StopOptions } from './runs/run-service';
 import { Supervisor } from './runs/supervisor';
 import { StateLock } from './store/state-lock';
+import type { HandoverSecrets } from './restart/secret-channel';
 
 /** What the start has made so far: what a failed start must undo. */
 interface Parts {
@@ -21,7 +22,8 @@ interface Parts {
   line?: LineServer | null;
 }
 
-export async function main(config: SupervisorConfig): Promise<void> {
+/** `handed`: the secrets a restart's old image passed on (cli/main.ts took them before parsing the arguments). */
+export async function main(config: SupervisorConfig, handed?: HandoverSecrets): Promise<void> {
   // Logs are structured JSON on stderr, written synchronously so the last
   // lines before an exit or an exec are not lost.
   const logger = pino({ level: config.logLevel, base: { pid: process.pid, role: 'supervisor' } }, pino.destination({ fd: 2, sync: true }));
@@ -51,14 +53,14 @@ export async function main(config: SupervisorConfig): Promise<void> {
   let inherited: Handover | undefined;
   let restarts = 0;
   try {
-    inherited = takeHandover(config);
+    inherited = takeHandover(config, handed);
     // Before anything in the state directory is read or changed.
     parts.lock = inherited?.lockFd !== undefined ? StateLock.adopt(config.stateDir, inherited.lockFd) : await StateLock.acquire(config.stateDir);
 
     const metrics = new Metrics();
     parts.supervisor = new Supervisor(config, logger, metrics);
     await parts.supervisor.init(inherited?.supervisor);
-    parts.http = await createHttpApi(parts.supervisor, config, { logger, metrics, inherited: inherited?.http });
+    parts.http = await createHttpApi(parts.supervisor, config, { logger, metrics, inherited: inherited?.http, restartResult: inherited?.restartResult });
     await parts.http.listen();
     parts.line = config.linePort !== null ? createLineServer(parts.supervisor, config, { logger, inherited: inherited?.line ?? undefined, restartResult: inherited?.restartResult }) : null;
     if (parts.line !== null) await parts.line.listen();
@@ -87,9 +89,10 @@ export async function main(config: SupervisorConfig): Promise<void> {
       }
       process.exit(0);
     })());
-  restart = () => void supervisor.restart().then((result) => logger.info(result, 'restart (SIGHUP)'));
+  // Resolves only when the restart failed: a successful one is logged by the new image.
+  restart = () => void supervisor.restart().then((result) => logger.warn(result, 'restart (SIGHUP) failed'));
   supervisor.onStop = stop;
-  supervisor.reexec = () => void reexec({ supervisor, http, line, lock, restarts }, logger, config);
+  supervisor.reexec = (loaded) => reexec({ supervisor, http, line, lock, restarts }, logger, config, loaded);
   // A bug must not take the run table down with it: log it and keep serving.
   process.on('uncaughtException', (error) => logger.error({ err: error }, 'uncaught exception in the supervisor'));
   process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection in the supervisor'));

@@ -14,10 +14,10 @@ import { isPoisonKey } from '../../protocol/json-keys';
 import type { SupervisorConfig } from '../config';
 import { BODY_LIMIT_BYTES, errorBody, toHttpError } from './http-errors';
 import { RequestGuard } from './http-guard';
-import { ConnectionTracker, HttpHandover, adoptConnection, stopAccepting } from '../restart/http-handover';
-import { registerRoutes } from './http-routes';
+import { ConnectionTracker, HttpHandover, adoptConnection, rawJsonResponse, stopAccepting } from '../restart/http-handover';
+import { registerRoutes, restartAnswer } from './http-routes';
 import type { Metrics } from '../metrics';
-import type { RunService } from '../runs/run-service';
+import type { RestartResult, RunService } from '../runs/run-service';
 
 export interface HttpApi {
   /** Binds the TCP port and, when configured, the unix socket. */
@@ -112,7 +112,7 @@ async function clearStaleSocket(file: string): Promise<void> {
 export async function createHttpApi(
   service: RunService,
   config: SupervisorConfig,
-  deps: { logger: pino.Logger; metrics: Metrics; timeouts?: Partial<HttpTimeouts>; inherited?: HttpHandover },
+  deps: { logger: pino.Logger; metrics: Metrics; timeouts?: Partial<HttpTimeouts>; inherited?: HttpHandover; restartResult?: RestartResult },
 ): Promise<HttpApi> {
   const timeouts = { ...defaultHttpTimeouts, ...deps.timeouts };
   const log = deps.logger.child({ component: 'http' });
@@ -245,6 +245,7 @@ export async function createHttpApi(
       log.info(options, 'stop requested over HTTP');
       service.stop(options).catch((error: unknown) => log.error({ err: error }, 'stop failed'));
     },
+    oweRestartAnswer: (req) => tracker.oweAnswer(req),
   });
 
   async function listen(): Promise<void> {
@@ -293,7 +294,12 @@ export async function createHttpApi(
       unixInode = inherited?.unixInode ?? fs.statSync(config.socket).ino;
       unixServer = unix;
     }
-    for (const conn of inherited?.idle ?? []) adoptConnection(conn.unix && unixServer !== null ? unixServer : server, conn.fd);
+    // The restart that made this image succeeded: its callers learn it now.
+    const answer = restartAnswer(deps.restartResult ?? { ok: true, appVersion: null, loadedAt: null });
+    for (const conn of inherited?.idle ?? []) {
+      const owed = conn.restartAnswer === undefined ? undefined : { answer: rawJsonResponse(answer.status, answer.body, conn.restartAnswer.keepAlive), keepAlive: conn.restartAnswer.keepAlive };
+      adoptConnection(conn.unix && unixServer !== null ? unixServer : server, conn.fd, owed);
+    }
   }
 
   function port(): number {

@@ -190,6 +190,8 @@ function startError(error: unknown, handler: string, ctx: ProtocolContext): Line
     case 'FORKD_ERR_TOO_MANY_RUNNING':
       return replies.tooManyRunning;
     case 'FORKD_ERR_INVALID_ARG':
+    case 'FORKD_ERR_STATE_DIR':
+      // No run was made (nothing to check): the reason is the reply.
       return text((error as Error).message);
     default:
       ctx.logger.warn({ err: error, handler }, 'line-protocol run could not fork');
@@ -200,7 +202,7 @@ function startError(error: unknown, handler: string, ctx: ProtocolContext): Line
 function check(body: unknown, service: RunService): LineReply {
   const id = hashToId(field(body, 'hash'));
   if (id === null) return replies.hashNotNumeric;
-  const record = service.get(id);
+  const record = service.get(id, { result: false });
   if (record === undefined) return replies.hashNotFound;
   const retcode = retcodeOf(record);
   return retcode === null ? replies.stillRunning : { retcode };
@@ -211,7 +213,7 @@ function free(body: unknown, service: RunService): LineReply {
   // No run can have a hash that is not numeric, so "not found" is true; and
   // it is what the original answered (it never checked the hash here).
   if (id === null) return replies.hashNotFound;
-  const record = service.get(id);
+  const record = service.get(id, { result: false });
   if (record === undefined) return replies.hashNotFound;
   // The original forgot a running script and left it untracked; forkd keeps
   // following it until it ends, and only then may it be freed.
@@ -229,7 +231,7 @@ function free(body: unknown, service: RunService): LineReply {
 function terminate(body: unknown, ctx: ProtocolContext): LineReply {
   const id = hashToId(field(body, 'hash'));
   if (id === null) return replies.hashNotFound; // As free(), and as the original.
-  const record = ctx.service.get(id);
+  const record = ctx.service.get(id, { result: false });
   if (record === undefined) return replies.hashNotFound;
   if (record.state !== 'running') return replies.alreadyNotRunning;
   try {
