@@ -30,6 +30,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("threadCount", Napi::Function::New(env, ThreadCount));
   exports.Set("platformWorkers", Napi::Function::New(env, PlatformWorkers));
   exports.Set("isForkedChild", Napi::Function::New(env, IsForkedChild));
+  exports.Set("isNeutralisedFd", Napi::Function::New(env, IsNeutralisedFd));
   exports.Set("dontforkMappings", Napi::Function::New(env, DontforkMappings));
   exports.Set("madviseFilterInstalled", Napi::Function::New(env, MadviseFilterInstalled));
   exports.Set("majorGcCount", Napi::Function::New(env, MajorGcCount));

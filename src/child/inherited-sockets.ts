@@ -1,0 +1,87 @@
+// Runs in a forked child, from its reset. The parent's connections are in the
+// child as JS objects (an ioredis or pg client, an http agent's socket) whose
+// fds were neutralised natively: never readable, never writable. What the
+// child must never do with one is resend the parent's work, and what it did:
+// a write failed with EBADF, the socket closed, ioredis reconnected and sent
+// the parent's commands in flight again (INCR ran twice) and resolved their
+// promises in the child, so the parent's .then() continuations ran there; pg
+// emitted an 'error' nobody listened to and the child died.
+//
+// Every way a client learns that its socket ended (an error, 'close', 'end',
+// a timeout) runs its recovery in the child: a reconnect that resends, or a
+// flush that rejects the parent's pending commands (their callbacks running
+// in the child). So an inherited socket stays silent, and a write to one
+// throws, synchronously, in the caller's frame, an error that names the
+// cause: the client's own state machine is never entered. ioredis's
+// sendCommand(), pg's query() and undici's request path all write inside the
+// call the application made, so the error reaches the job.
+import { ForkdError } from '../errors';
+import { native } from '../native';
+
+type Handle = { fd?: number; _parent?: { fd?: number } };
+type SocketLike = { _handle?: Handle | null; remoteAddress?: string; remotePort?: number; remoteFamily?: string };
+
+// Per process generation: a socket the child opened itself is inherited by
+// the child's own children, and neutralised there.
+let verdicts = new WeakMap<object, boolean>();
+
+function handleFd(handle: Handle): number {
+  if (typeof handle.fd === 'number' && handle.fd >= 0) return handle.fd;
+  // A TLS socket's handle is the TLS wrap; its TCP handle is the parent.
+  const parent = handle._parent?.fd;
+  return typeof parent === 'number' ? parent : -1;
+}
+
+export function isInheritedSocket(socket: SocketLike): boolean {
+  const handle = socket._handle;
+  if (handle === null || handle === undefined || typeof handle !== 'object') return false;
+  let verdict = verdicts.get(handle);
+  if (verdict === undefined) {
+    const fd = handleFd(handle);
+    verdict = fd >= 0 && native.isNeutralisedFd(fd);
+    verdicts.set(handle, verdict);
+  }
+  return verdict;
+}
+
+export function inheritedConnection(socket: SocketLike): ForkdError {
+  const fd = handleFd(socket._handle ?? {});
+  const peer = socket.remoteAddress !== undefined ? ` to ${socket.remoteAddress}${socket.remotePort !== undefined ? `:${socket.remotePort}` : ''}` : '';
+  return new ForkdError(
+    'FORKD_ERR_INHERITED_CONNECTION',
+    `this connection${peer} (fd ${fd}) was opened by the parent process (pid ${process.ppid}) before the fork; the child may not write to it: a client that reconnected here would send the parent's commands again. Open a new client in the child (in an atFork child hook, or in the job); see docs/LIBRARIES.md.`,
+  );
+}
+
+let installed = false;
+
+export function guardInheritedSockets(): void {
+  verdicts = new WeakMap();
+  if (installed) return;
+  // No net module, no socket of the parent's: nothing to guard.
+  const loaded = (process as unknown as { moduleLoadList?: string[] }).moduleLoadList ?? [];
+  if (!loaded.includes('NativeModule net')) return;
+  installed = true;
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const net = require('node:net') as typeof import('node:net');
+  const proto = net.Socket.prototype as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const write = proto.write;
+  const end = proto.end;
+  const emit = proto.emit;
+  proto.write = function (this: SocketLike, ...args: unknown[]) {
+    if (isInheritedSocket(this)) throw inheritedConnection(this);
+    return write.apply(this, args);
+  };
+  // end(data) writes data without going through write().
+  proto.end = function (this: SocketLike, ...args: unknown[]) {
+    if (args.length > 0 && args[0] !== null && args[0] !== undefined && typeof args[0] !== 'function' && isInheritedSocket(this)) throw inheritedConnection(this);
+    return end.apply(this, args);
+  };
+  // socket.setTimeout() runs on Node's internal timers, which forkd cannot
+  // clear: a client connecting at the fork (ioredis's connectTimeout) timed
+  // out in the child, destroyed the socket and reconnected.
+  proto.emit = function (this: SocketLike, event: unknown, ...args: unknown[]) {
+    if (event === 'timeout' && isInheritedSocket(this)) return false;
+    return emit.call(this, event, ...args);
+  };
+}
