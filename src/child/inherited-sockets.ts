@@ -18,12 +18,15 @@
 import { ForkdError } from '../errors';
 import { native } from '../native';
 
-type Handle = { fd?: number; _parent?: { fd?: number } };
+type Handle = { fd?: number; _parent?: { fd?: number } } & Record<symbol, unknown>;
 type SocketLike = { _handle?: Handle | null; remoteAddress?: string; remotePort?: number; remoteFamily?: string };
 
-// Per process generation: a socket the child opened itself is inherited by
-// the child's own children, and neutralised there.
-let verdicts = new WeakMap<object, boolean>();
+// The verdict is kept on the handle, with the process generation it was
+// made in: a socket the child opened itself is inherited by the child's own
+// children, and neutralised there. (A property lookup: a WeakMap cost twice
+// as much per write.)
+const VERDICT = Symbol('forkd.inheritedVerdict');
+let generation = 0;
 
 function handleFd(handle: Handle): number {
   if (typeof handle.fd === 'number' && handle.fd >= 0) return handle.fd;
@@ -35,13 +38,13 @@ function handleFd(handle: Handle): number {
 export function isInheritedSocket(socket: SocketLike): boolean {
   const handle = socket._handle;
   if (handle === null || handle === undefined || typeof handle !== 'object') return false;
-  let verdict = verdicts.get(handle);
-  if (verdict === undefined) {
-    const fd = handleFd(handle);
-    verdict = fd >= 0 && native.isNeutralisedFd(fd);
-    verdicts.set(handle, verdict);
-  }
-  return verdict;
+  const seen = (handle as Record<symbol, number | undefined>)[VERDICT];
+  // 2 * generation for "not inherited", 2 * generation + 1 for "inherited".
+  if (seen !== undefined && seen >> 1 === generation) return (seen & 1) === 1;
+  const fd = handleFd(handle);
+  const inherited = fd >= 0 && native.isNeutralisedFd(fd);
+  (handle as Record<symbol, number>)[VERDICT] = generation * 2 + (inherited ? 1 : 0);
+  return inherited;
 }
 
 export function inheritedConnection(socket: SocketLike): ForkdError {
@@ -56,7 +59,7 @@ export function inheritedConnection(socket: SocketLike): ForkdError {
 let installed = false;
 
 export function guardInheritedSockets(): void {
-  verdicts = new WeakMap();
+  generation++;
   if (installed) return;
   // No net module, no socket of the parent's: nothing to guard.
   const loaded = (process as unknown as { moduleLoadList?: string[] }).moduleLoadList ?? [];
@@ -68,9 +71,11 @@ export function guardInheritedSockets(): void {
   const write = proto.write;
   const end = proto.end;
   const emit = proto.emit;
-  proto.write = function (this: SocketLike, ...args: unknown[]) {
+  // Fixed parameters, not a rest array: this runs on every socket write of
+  // the child (Writable's write() treats undefined as absent).
+  proto.write = function (this: SocketLike, chunk: unknown, encoding: unknown, callback: unknown) {
     if (isInheritedSocket(this)) throw inheritedConnection(this);
-    return write.apply(this, args);
+    return write.call(this, chunk, encoding, callback);
   };
   // end(data) writes data without going through write().
   proto.end = function (this: SocketLike, ...args: unknown[]) {
@@ -80,8 +85,9 @@ export function guardInheritedSockets(): void {
   // socket.setTimeout() runs on Node's internal timers, which forkd cannot
   // clear: a client connecting at the fork (ioredis's connectTimeout) timed
   // out in the child, destroyed the socket and reconnected.
-  proto.emit = function (this: SocketLike, event: unknown, ...args: unknown[]) {
+  proto.emit = function (this: SocketLike, event: unknown) {
     if (event === 'timeout' && isInheritedSocket(this)) return false;
-    return emit.call(this, event, ...args);
+    // eslint-disable-next-line prefer-rest-params
+    return emit.apply(this, arguments as unknown as unknown[]);
   };
 }
