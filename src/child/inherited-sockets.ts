@@ -19,13 +19,15 @@ import { ForkdError } from '../errors';
 import { native } from '../native';
 
 type Handle = { fd?: number; _parent?: { fd?: number } } & Record<symbol, unknown>;
-type SocketLike = { _handle?: Handle | null; remoteAddress?: string; remotePort?: number; remoteFamily?: string };
+type SocketLike = { _handle?: Handle | null; [key: symbol]: unknown; remoteAddress?: string; remotePort?: number; remoteFamily?: string };
 
 // The verdict is kept on the handle, with the process generation it was
 // made in: a socket the child opened itself is inherited by the child's own
-// children, and neutralised there. (A property lookup: a WeakMap cost twice
-// as much per write.)
+// children, and neutralised there. (A property lookup: cheaper than a WeakMap
+// on every write.) A socket whose handle is gone (destroyed: Node nulls
+// _handle before 'close') keeps the verdict of its last handle.
 const VERDICT = Symbol('forkd.inheritedVerdict');
+const LAST = Symbol('forkd.inheritedLast');
 let generation = 0;
 
 function handleFd(handle: Handle): number {
@@ -37,13 +39,17 @@ function handleFd(handle: Handle): number {
 
 export function isInheritedSocket(socket: SocketLike): boolean {
   const handle = socket._handle;
-  if (handle === null || handle === undefined || typeof handle !== 'object') return false;
-  const seen = (handle as Record<symbol, number | undefined>)[VERDICT];
+  const own = socket as Record<symbol, unknown>;
+  if (handle === null || handle === undefined || typeof handle !== 'object') {
+    const last = own[LAST] as number | undefined;
+    return last !== undefined && last >> 1 === generation && (last & 1) === 1;
+  }
+  const seen = handle[VERDICT] as number | undefined;
   // 2 * generation for "not inherited", 2 * generation + 1 for "inherited".
   if (seen !== undefined && seen >> 1 === generation) return (seen & 1) === 1;
   const fd = handleFd(handle);
   const inherited = fd >= 0 && native.isNeutralisedFd(fd);
-  (handle as Record<symbol, number>)[VERDICT] = generation * 2 + (inherited ? 1 : 0);
+  handle[VERDICT] = own[LAST] = generation * 2 + (inherited ? 1 : 0);
   return inherited;
 }
 
@@ -82,11 +88,23 @@ export function guardInheritedSockets(): void {
     if (args.length > 0 && args[0] !== null && args[0] !== undefined && typeof args[0] !== 'function' && isInheritedSocket(this)) throw inheritedConnection(this);
     return end.apply(this, args);
   };
-  // socket.setTimeout() runs on Node's internal timers, which forkd cannot
-  // clear: a client connecting at the fork (ioredis's connectTimeout) timed
-  // out in the child, destroyed the socket and reconnected.
-  proto.emit = function (this: SocketLike, event: unknown) {
-    if (event === 'timeout' && isInheritedSocket(this)) return false;
+  // Judged while it still has its handle, so that its 'close' is known.
+  const destroy = proto._destroy;
+  proto._destroy = function (this: SocketLike, error: unknown, callback: unknown) {
+    isInheritedSocket(this);
+    return destroy.call(this, error, callback);
+  };
+  // Nor does an inherited socket ever emit. Its own events cannot come (it
+  // is never readable or writable), but a timeout can (socket.setTimeout()
+  // runs on Node's internal timers, which forkd cannot clear: a client
+  // connecting at the fork, ioredis's connectTimeout, timed out in the child),
+  // and so can 'close', 'end', 'finish' and 'error' when the child ends or
+  // destroys it: the parent's listeners would then run in the child (ioredis
+  // rejected the parent's pending commands into their callbacks; pg reported
+  // "Connection terminated" to a query the child had already failed, and
+  // pg-pool released that client twice).
+  proto.emit = function (this: SocketLike) {
+    if (isInheritedSocket(this)) return false;
     // eslint-disable-next-line prefer-rest-params
     return emit.apply(this, arguments as unknown as unknown[]);
   };
