@@ -48,6 +48,12 @@ export function checkForkSafety(): void {
     // A pino or fastify `transport` is the usual one: it runs in a Worker.
     refuse(`${workers} worker_threads Worker(s) are running; a child would inherit them half alive. Terminate them first (a pino or fastify logger \`transport\` runs in one: see docs/LIBRARIES.md).`);
   }
+  // A forked child that ran Workers has V8 platform threads of forkd's own
+  // (native/child_platform.cc): joined here, so none is counted below or
+  // inherited. Only a Worker still registered keeps them.
+  if (native.isForkedChild() && !native.stopChildPlatformThreads()) {
+    refuse('a worker_threads Worker of this child is still running; a child would inherit it half alive. Wait for its \'exit\' event.');
+  }
   // Loaded lazily: requiring the inspector module has a cost forkd's users
   // should not pay at start-up.
   // eslint-disable-next-line @typescript-eslint/no-var-requires
