@@ -33,6 +33,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("threadCount", Napi::Function::New(env, ThreadCount));
   exports.Set("platformWorkers", Napi::Function::New(env, PlatformWorkers));
   exports.Set("isForkedChild", Napi::Function::New(env, IsForkedChild));
+  exports.Set("isNeutralisedFd", Napi::Function::New(env, IsNeutralisedFd));
   exports.Set("stopChildPlatformThreads", Napi::Function::New(env, StopChildPlatformThreadsJs));
   exports.Set("childPlatformThreads", Napi::Function::New(env, ChildPlatformThreadsJs));
   exports.Set("dontforkMappings", Napi::Function::New(env, DontforkMappings));

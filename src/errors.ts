@@ -7,6 +7,8 @@ export const codes = {
   FORKD_ERR_INVALID_ARG: 'an argument has the wrong type or value',
   FORKD_ERR_FORK_UNSAFE: 'the process is in a state where fork() is not safe',
   FORKD_ERR_NOT_FORKED_CHILD: 'only a process created by forkd.fork() may do this',
+  FORKD_ERR_INHERITED_CONNECTION: "a forked child wrote to a connection its parent opened (the parent's, not the child's)",
+  FORKD_ERR_NO_IPC_CHANNEL: "process.send() in a forked child: the IPC channel is the parent's",
   FORKD_ERR_RESULT_NOT_SERIALIZABLE: 'the job returned a value JSON cannot carry',
   FORKD_ERR_RESULT_TOO_LARGE: "a daemon handler's result is larger than --max-result-bytes",
   FORKD_ERR_CHILD_LOST: 'the run ended and neither its exit status nor its result could be recovered',

@@ -17,6 +17,8 @@ export interface Native {
   threadCount(): number;
   platformWorkers(): number;
   isForkedChild(): boolean;
+  /** In a forked child: true when fd now refers to the placeholder that replaced an inherited handle's fd. */
+  isNeutralisedFd(fd: number): boolean;
   dontforkMappings(): number;
   madviseFilterInstalled(): boolean;
   compactMmapLayout(): boolean;
