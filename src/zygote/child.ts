@@ -1,7 +1,9 @@
 // Runs in a run child, forked from the zygote, and only there: bounds the
 // captured output, runs the app's afterFork and the handler, and leaves a
 // status.json in the run directory on the way out, so a run's outcome
-// survives the zygote and the supervisor going away.
+// survives the zygote and the supervisor going away. A library zygote's runs
+// have no run directory: their report (memory and output counts included)
+// goes back over the result pipe and the zygote's channel only.
 import { renameSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fatalError } from '../child/exit';
@@ -17,9 +19,11 @@ interface OutputCounter {
 }
 
 // Caps what the run writes through process.stdout/stderr (console included)
-// at `max` bytes per stream and marks the cut in the file. Output written
-// straight to fd 1/2 by subprocesses the job spawns is not seen here.
-function limitOutput(stream: NodeJS.WriteStream, max: number, counter: OutputCounter): void {
+// at `max` bytes per stream and marks the cut in the file (null: counts
+// only). Output written straight to fd 1/2 by subprocesses the job spawns is
+// not seen here.
+function limitOutput(stream: NodeJS.WriteStream, limit: number | null, counter: OutputCounter): void {
+  const max = limit ?? Number.MAX_SAFE_INTEGER;
   const write = stream.write.bind(stream) as (chunk: Buffer, cb?: (err?: Error | null) => void) => boolean;
   stream.write = function (chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
     const callback = (typeof encoding === 'function' ? encoding : cb) as ((err?: Error | null) => void) | undefined;
@@ -71,17 +75,20 @@ export async function runRequest(app: LoadedApp, request: SpawnRequest, ctx: Run
   limitOutput(process.stdout, request.maxOutputBytes, stdout);
   limitOutput(process.stderr, request.maxOutputBytes, stderr);
   const report: ChildReport = { handlerStartNs: null, ok: false };
-  process.on('exit', (code) => {
-    if (!report.ok && report.error === undefined && fatalError() !== undefined) report.error = serializeError(fatalError());
-    writeStatus(request.runDir, {
-      ...report,
-      exitCode: code,
-      memory: readMemory(),
-      stdoutBytes: stdout.bytes,
-      stderrBytes: stderr.bytes,
-      truncated: stdout.truncated || stderr.truncated,
+  const runDir = request.runDir;
+  if (runDir !== null) {
+    process.on('exit', (code) => {
+      if (!report.ok && report.error === undefined && fatalError() !== undefined) report.error = serializeError(fatalError());
+      writeStatus(runDir, {
+        ...report,
+        exitCode: code,
+        memory: readMemory(),
+        stdoutBytes: stdout.bytes,
+        stderrBytes: stderr.bytes,
+        truncated: stdout.truncated || stderr.truncated,
+      });
     });
-  });
+  }
   const handler = app.handlers.get(request.handler);
   const hctx: HandlerContext = { runId: request.runId, pid: ctx.pid, signal: ctx.signal };
   try {
@@ -102,6 +109,12 @@ export async function runRequest(app: LoadedApp, request: SpawnRequest, ctx: Run
   } catch (error) {
     report.error = serializeError(error);
     process.exitCode = 1;
+  }
+  if (runDir === null) {
+    report.memory = readMemory();
+    report.stdoutBytes = stdout.bytes;
+    report.stderrBytes = stderr.bytes;
+    report.truncated = stdout.truncated || stderr.truncated;
   }
   return report;
 }

@@ -6,7 +6,7 @@ import * as net from 'node:net';
 import type { Logger } from 'pino';
 import { ForkdError } from '../../errors';
 import type { SupervisorConfig } from '../config';
-import { fdOf } from '../restart/handle-fd';
+import { fdOf } from '../../lib/handle-fd';
 import { LineFramer, LineTooLongError } from './line-framing';
 import { encodeReply, handleLine, lineTooLong, replies, restartFailed, type LineReply } from './line-protocol';
 import type { RestartResult, RunService } from '../runs/run-service';

@@ -10,7 +10,7 @@
 import type * as http from 'node:http';
 import * as net from 'node:net';
 import { native } from '../../native';
-import { fdOf } from './handle-fd';
+import { fdOf } from '../../lib/handle-fd';
 
 export interface HttpHandover {
   version: 1;

@@ -11,7 +11,7 @@ import { ExitWatch, ExitInfo } from '../../lib/exit-watch';
 import { signalName } from '../../lib/signals';
 import { native } from '../../native';
 import type { RunStore } from '../store/run-store';
-import type { ExitedMessage } from '../zygotes/zygote-handle';
+import type { ExitedMessage } from '../../zygote-host/zygote-handle';
 import { childPids } from './proc';
 import type { RunState } from './run-record';
 import { ExitStatus, RunEntry, RunTable } from './run-table';

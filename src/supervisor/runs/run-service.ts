@@ -1,5 +1,6 @@
 // Runs in the supervisor. The operations every front end (HTTP API, line
 // protocol) calls: one place that validates, enforces limits and owns runs.
+import type { ZygoteHealth } from '../../zygote-host/zygote-set';
 import type { RunRecord, RunState } from './run-record';
 
 export interface StartRunRequest {
@@ -15,17 +16,7 @@ export interface HealthReport {
   status: 'ok' | 'degraded';
   pid: number;
   uptimeMs: number;
-  zygote: {
-    state: 'starting' | 'ready' | 'failed' | 'stopped';
-    pid: number | null;
-    restarts: number;
-    lastError: string | null;
-    /** When the app was loaded, and a version stamp of its code (mtime+size hash). */
-    loadedAt: string | null;
-    appVersion: string | null;
-    loadMs: number | null;
-    handlers: string[];
-  };
+  zygote: ZygoteHealth;
   runs: { running: number; retained: number; maxRunning: number };
 }
 

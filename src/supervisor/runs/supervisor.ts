@@ -4,7 +4,7 @@
 // zygote asked to fork it), signalled and freed, and where the daemon's
 // stop and restart begin. The parts it wires: the run table (run-table.ts),
 // how runs end (reaper.ts), their timeouts (run-deadlines.ts), the zygotes
-// (zygotes/zygote-set.ts) and the disk (store/run-store.ts). It never loads
+// (zygote-host/zygote-set.ts, shared with startZygote()) and the disk (store/run-store.ts). It never loads
 // application code.
 import { randomUUID } from 'node:crypto';
 import * as path from 'node:path';
@@ -16,8 +16,9 @@ import { checkRunRequest, checkRunSignal, isValidHandlerName } from '../../proto
 import type { SupervisorConfig } from '../config';
 import type { Metrics } from '../metrics';
 import { RunStore } from '../store/run-store';
-import type { ZygoteHandover } from '../zygotes/zygote-handle';
-import { ZygoteSet } from '../zygotes/zygote-set';
+import type { ZygoteHandover } from '../../zygote-host/zygote-handle';
+import { ZygoteSet } from '../../zygote-host/zygote-set';
+import { daemonZygoteHooks } from '../zygotes/zygote-log';
 import { procStartTime } from './proc';
 import { ZYGOTE_REPORT_GRACE_MS, Reaper } from './reaper';
 import { RunDeadlines } from './run-deadlines';
@@ -54,7 +55,7 @@ export class Supervisor implements RunService {
   ) {
     this.store = new RunStore(config.stateDir);
     this.table = new RunTable(this.store, logger, metrics, config.retain);
-    this.zygotes = new ZygoteSet(config, logger, metrics, (message) => this.reaper.onZygoteExited(message));
+    this.zygotes = new ZygoteSet(config, daemonZygoteHooks(logger, metrics, (message) => this.reaper.onZygoteExited(message)));
     this.reaper = new Reaper(this.table, this.store, () => this.zygotes.pids());
     this.deadlines = new RunDeadlines(config.killGraceMs, logger, (entry, signal) => this.signalGroup(entry, signal));
   }
@@ -248,7 +249,8 @@ export class Supervisor implements RunService {
    */
   restart(): Promise<RestartResult> {
     if (this.restarting !== null) return this.restarting;
-    this.restarting = this.zygotes.reload().then((result) => {
+    this.restarting = this.zygotes.reload().then(({ ok, appVersion, loadedAt, error }) => {
+      const result: RestartResult = error === undefined ? { ok, appVersion, loadedAt } : { ok, appVersion, loadedAt, error };
       if (result.ok && this.reexec !== null) {
         // The callers get the result first (HTTP answers before the exec;
         // line-protocol requests are answered by the new process).
