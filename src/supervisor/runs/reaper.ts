@@ -61,6 +61,11 @@ export class Reaper {
   onZygoteExited(message: ExitedMessage): void {
     const entry = this.table.find(message.runId);
     if (entry === undefined || entry.record.state !== 'running') return;
+    // Reported in the same read as the fork, before start() resumed to record it.
+    if (entry.record.pid === null) {
+      entry.record.pid = message.pid;
+      entry.record.startedAt = new Date().toISOString();
+    }
     const report = message.report ?? this.store.readStatus(entry.record.id);
     this.table.finalize(entry, outcome(entry, message.signal), { code: message.code, signal: message.signal, rusage: message.rusage }, report);
   }

@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { ForkdError } from '../../errors';
 import { signalNumber } from '../../lib/signals';
 import { native } from '../../native';
-import { checkRunRequest, checkRunSignal, isValidHandlerName } from '../../protocol/run-request';
+import { checkKnownHandler, checkRunRequest, checkRunSignal } from '../../protocol/run-request';
 import type { SupervisorConfig } from '../config';
 import type { Metrics } from '../metrics';
 import { RunStore } from '../store/run-store';
@@ -117,9 +117,7 @@ export class Supervisor implements RunService {
     const req = checkRunRequest(request);
     const id = req.id ?? randomUUID();
     const { zygote, info } = this.zygotes.ready();
-    if (!isValidHandlerName(req.handler) || !info.handlers.includes(req.handler)) {
-      throw new ForkdError('FORKD_ERR_UNKNOWN_HANDLER', `unknown handler ${JSON.stringify(req.handler)}; the app exports: ${info.handlers.join(', ')}`);
-    }
+    checkKnownHandler(req.handler, info.handlers);
     if (this.table.has(id)) throw new ForkdError('FORKD_ERR_DUPLICATE_ID', `a run with id ${JSON.stringify(id)} already exists; free it first or choose another id`);
     if (this.table.running >= this.config.maxRunning) {
       throw new ForkdError('FORKD_ERR_TOO_MANY_RUNNING', `too many running: ${this.table.running} runs are running, the limit is ${this.config.maxRunning} (--max-running)`);
@@ -161,6 +159,9 @@ export class Supervisor implements RunService {
       return { ...record };
     }
     this.metrics.runsStarted.inc();
+    // A quick run's exit can be read in the same chunk as its fork, and
+    // handled (reaper.onZygoteExited) before this resumes: it has ended.
+    if (record.state !== 'running') return { ...record };
     record.pid = forked.pid;
     record.startedAt = new Date().toISOString();
     entry.procStart = procStartTime(forked.pid);
