@@ -44,7 +44,7 @@ export interface ZygoteSpawnSettings {
   /**
    * The zygote dies with this process (PR_SET_PDEATHSIG, and it exits at once
    * if this pid is no longer its parent), and its runs die with the zygote
-   * (SIGTERM): a service's jobs do not outlive the service. Unset for the
+   * (SIGKILL): a service's jobs do not outlive the service. Unset for the
    * daemon, whose runs outlive the zygote and are reaped by the supervisor.
    */
   parentPid?: number;
@@ -195,6 +195,12 @@ export class ZygoteHandle extends EventEmitter {
 
   resume(): void {
     this.process.channel.resume();
+  }
+
+  /** Resolves once the zygote has exited and its channel has said all it will. */
+  whenGone(): Promise<void> {
+    if (this.goneEmitted) return Promise.resolve();
+    return new Promise((resolve) => this.once('gone', () => resolve()));
   }
 
   /** Whether this zygote (its process and channel) keeps the event loop alive; it does from the start. */

@@ -8,6 +8,7 @@
 // service's zygote) it dies with that parent and its runs die with it.
 // First: forkd's modules below compile eagerly, so children inherit them compiled.
 import { endEagerCompile } from '../lib/warm-child-path';
+import { readdirSync, readFileSync } from 'node:fs';
 import * as net from 'node:net';
 import { constants } from 'node:os';
 import * as path from 'node:path';
@@ -31,6 +32,8 @@ installTracking();
 installRandomWrappers();
 
 const CHANNEL_FD = 3;
+/** O_CLOEXEC as /proc/PID/fdinfo shows it on Linux x86-64 (Node's fs.constants lacks it). */
+const O_CLOEXEC = 0o2000000;
 
 function isReport(value: unknown): value is ChildReport {
   return value !== null && typeof value === 'object' && typeof (value as ChildReport).ok === 'boolean';
@@ -91,6 +94,25 @@ function spawn(pool: PreforkPool<SpawnRequest, ChildReport>, channel: JsonLineCh
     );
 }
 
+// Every fd Node and libuv open is close-on-exec: one beyond stdio and the
+// channel without the flag came through the exec from the parent, which had
+// it from its own parent (a shell's, a CI runner's, an fd a native module
+// opened without O_CLOEXEC). Closed, so that no run ever holds it (a run of
+// a service's zygote held a pipe of the test runner's that way).
+function closeInheritedFds(): void {
+  for (const name of readdirSync('/proc/self/fd')) {
+    const fd = Number(name);
+    if (!(fd > CHANNEL_FD)) continue;
+    let flags: number;
+    try {
+      flags = parseInt(/^flags:\s+([0-7]+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1] ?? '', 8);
+    } catch {
+      continue; // the directory listing's own fd, closed by now
+    }
+    if (Number.isInteger(flags) && (flags & O_CLOEXEC) === 0) native.closeFd(fd);
+  }
+}
+
 // A service's zygote: SIGKILLed when the service dies (PR_SET_PDEATHSIG,
 // then the check that closes the race with a parent that died before it),
 // as the channel's EOF would make it exit anyway once read.
@@ -117,6 +139,7 @@ async function main(): Promise<void> {
   const preforkSize = Number(values.prefork ?? 0);
   const parentPid = values['parent-pid'] === undefined ? null : Number(values['parent-pid']);
   if (parentPid !== null) dieWithParent(parentPid);
+  closeInheritedFds();
   const channel = new JsonLineChannel<ToZygote, FromZygote>(new net.Socket({ fd: CHANNEL_FD, readable: true, writable: true }), isToZygote);
   // The supervisor is gone (the channel closed): nothing will ask for runs
   // again. Runs already forked carry on on their own.
@@ -134,10 +157,11 @@ async function main(): Promise<void> {
   prepareHeap();
   // The daemon's runs outlive the zygote: if it dies they are re-parented
   // to the supervisor (a subreaper), which reaps them and records their
-  // status. A service's runs have nobody to reap them but the zygote: they
-  // get SIGTERM when it dies. Idle prefork children, which have no job yet,
-  // die with it either way.
-  const pool = new PreforkPool<SpawnRequest, ChildReport>((request, ctx) => runRequest(app, request, ctx), { size: preforkSize, deathSignal: parentPid !== null ? 'SIGTERM' : null });
+  // status. A service's runs have nobody to report to but the zygote: they
+  // are SIGKILLed when it dies (a SIGTERM left a run that ignored it running
+  // for good, after the service was gone). Idle prefork children, which have
+  // no job yet, die with it either way.
+  const pool = new PreforkPool<SpawnRequest, ChildReport>((request, ctx) => runRequest(app, request, ctx), { size: preforkSize, deathSignal: parentPid !== null ? 'SIGKILL' : null });
   channel.on('message', (message: ToZygote) => {
     if (message.t === 'spawn') spawn(pool, channel, message);
     else if (message.t === 'abort') aborts.get(message.runId)?.abort();
