@@ -26,3 +26,5 @@ endEagerCompile();
 export * from './client/client';
 export { startZygote } from './lib/start-zygote';
 export type { StartZygoteOptions, Zygote, ZygoteRunOptions, ZygoteCloseOptions, ZygoteInfo, RunOutcome, RunError } from './lib/start-zygote';
+// The app contract (docs/APP.md), for a TypeScript app: `const app: App = { handlers: { ... } }`.
+export type { App, Handler, HandlerContext } from './zygote/app-contract';
