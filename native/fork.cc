@@ -13,7 +13,8 @@
 //   5. Parent: restore the signal mask, release the parked threads. Done.
 //   6. Child: PR_SET_PDEATHSIG and the parent check (no orphan may outlive a
 //      parent that died before prctl); repair the loop (RepairLoop); call
-//      uv_loop_fork(); bring the loop clock up to date; restore the mask.
+//      uv_loop_fork(); bring the loop clock up to date; give the platform
+//      worker threads of its own (child_platform.cc); restore the mask.
 //      The child returns into JS, but never back into the caller's code: the
 //      JS layer runs only the job and leaves through _exit (exit.cc).
 #include "fork.h"
@@ -30,6 +31,7 @@
 #include <set>
 #include <string>
 
+#include "child_platform.h"
 #include "child_state.h"
 #include "dontfork.h"
 #include "errors.h"
@@ -183,9 +185,13 @@ Napi::Value Fork(const Napi::CallbackInfo& info) {
   std::string error;
   if (!EnsureHeapForkable(&error)) return ThrowErrno(env, EIO, "fork", error.c_str());
 
-  // Step 2. A forked child has no platform threads to park.
+  // Step 2. A forked child has no platform threads of Node's to park, and
+  // stops its own (child_platform.cc).
   if (!g_is_forked_child && !ParkPlatformWorkers(park_timeout_ms, &error))
     return ThrowErrno(env, EBUSY, "fork", error.c_str());
+  if (g_is_forked_child && !StopChildPlatformThreads())
+    return ThrowErrno(env, EBUSY, "fork", "a worker_threads Worker of this child is still running; terminate it first");
+  int platform_threads = g_is_forked_child ? 0 : PlatformWorkerCount();
 
   // Step 3.
   sigset_t all, old;
@@ -217,6 +223,8 @@ Napi::Value Fork(const Napi::CallbackInfo& info) {
   }
   int err = RepairLoop(loop, keep);
   if (err != 0) ChildFailed("repairing the event loop", err);
+  // Worker-thread tasks get threads again, as many as the parent parked.
+  InstallChildPlatform(platform_threads);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   return Napi::Number::New(env, 0);
 }

@@ -24,9 +24,16 @@ export interface Native {
   mmapLayoutCompact(): boolean;
   exitNow(code: number): never;
   dieBySignal(signo: number): never;
+  /** In a forked child with a SIGTERM listener: the first SIGTERM arms a timer; the child dies of SIGTERM when it fires. */
+  armTermWatchdog(respondMs: number): void;
+  /** The SIGTERM listener ran and the job listens: the timer moves to graceMs after the first SIGTERM (< 0: disarmed). */
+  termHandled(graceMs: number): void;
   writeSync(fd: number, data: Buffer, timeoutMs: number): number;
   flushStdio(): void;
-  armDrainWatch(callback: (phase: 'beforeExit' | 'exit') => void): void;
+  armDrainWatch(processObject: NodeJS.Process): void;
+  installExitHandler(): void;
+  stopChildPlatformThreads(): boolean;
+  childPlatformThreads(): number;
   watchExit(pid: number, callback: (info: NativeExitInfo) => void): number;
   refExit(id: number, ref: boolean): void;
   cancelExitWatch(id: number): void;
@@ -41,10 +48,14 @@ export interface Native {
   setProcessTitle(title: string): void;
   setDeathSignal(signo: number): void;
   setChildSubreaper(on: boolean): void;
+  /** prctl(PR_SET_DUMPABLE): false hides this process's /proc/PID/environ, mem and fd/ from its user's other processes. */
+  setDumpable(on: boolean): void;
   redirectFd(path: string, fd: number, append: boolean, mode: number): void;
   closeFdsExcept(keep: number[]): number;
   openFds(): number[];
   pipe(): [number, number];
+  /** A unix stream socketpair, both ends close-on-exec; unlike a pipe, not reopenable through /proc/PID/fd. */
+  socketPair(): [number, number];
   closeFd(fd: number): void;
   dupFd(fd: number): number;
   keepPipePath(fd: number): void;

@@ -5,6 +5,7 @@
 import { constants } from 'node:os';
 import { native } from '../native';
 import { installExitPath } from './exit';
+import { startChildWriteCount } from './flush-output';
 import { stopSweepingAfterGcs } from '../lib/heap-sweep';
 import { reseedChild } from '../lib/random';
 import { clearInheritedTimers, trackChildWorkers } from '../lib/tracking';
@@ -27,6 +28,7 @@ export function resetChildState(): void {
   trackChildWorkers();
   reseedChild();
   destroyPooledHttpSockets();
+  startChildWriteCount();
   installExitPath();
 }
 

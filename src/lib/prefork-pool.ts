@@ -13,14 +13,16 @@ import { Lifetime, Termination, abortedBeforeStart, checkKillGraceMs, limitChild
 import { checkTimeoutMs } from '../protocol/run-request';
 import { forkdTimers } from './tracking';
 
-/** Options applied when a child takes a job (the deathSignal and keepFds of a pool are its own). */
-export type PoolRunOptions = Omit<ForkRunOptions, 'deathSignal' | 'keepFds'>;
+/** Options applied when a child takes a job (the deathSignal, keepFds and termGraceMs of a pool are its own). */
+export type PoolRunOptions = Omit<ForkRunOptions, 'deathSignal' | 'keepFds' | 'termGraceMs'>;
 
 export interface PreforkPoolOptions {
   /** How many children wait forked ahead (0: every run forks on demand). */
   size: number;
   /** Signal a child gets if the pool's process dies while it runs a job (default SIGTERM; null: it runs on). */
   deathSignal?: NodeJS.Signals | number | null;
+  /** A job's time to end after SIGTERM if it listens to ctx.signal (forkRun's termGraceMs; default 5000, null: unbounded). */
+  termGraceMs?: number | null;
 }
 
 export interface PoolCloseOptions {
@@ -36,10 +38,11 @@ export interface PoolCloseOptions {
   killGraceMs?: number;
 }
 
-const POOL_OPTIONS = ['size', 'deathSignal'];
-const POOL_RUN_OPTIONS = FORK_RUN_OPTIONS.filter((k) => k !== 'deathSignal' && k !== 'keepFds');
+const POOL_OPTIONS = ['size', 'deathSignal', 'termGraceMs'];
+const POOL_RUN_OPTIONS = FORK_RUN_OPTIONS.filter((k) => k !== 'deathSignal' && k !== 'keepFds' && k !== 'termGraceMs');
 const POOL_RUN_HINTS = {
   deathSignal: "a pool's children take the pool's deathSignal (new PreforkPool(fn, { deathSignal }))",
+  termGraceMs: "a pool's children take the pool's termGraceMs (new PreforkPool(fn, { termGraceMs }))",
   keepFds: 'a waiting child was forked before the run: it cannot keep fds chosen for the run',
 };
 const CLOSE_OPTIONS = ['jobs', 'timeoutMs', 'killGraceMs'];
@@ -104,6 +107,7 @@ export class PreforkPool<A, T> {
   private readonly deathSignal: NodeJS.Signals | number | null;
   /** The same as a signal number (0: none), as a child sets it when it takes a job. */
   private readonly deathSignalNo: number;
+  private readonly termGraceMs: number | null;
   /**
    * The process whose children the idle ones are. A child forked for a job
    * has a copy of the pool, with the parent's idle children and their
@@ -123,7 +127,9 @@ export class PreforkPool<A, T> {
     checkOptionKeys(options, POOL_OPTIONS, 'PreforkPool');
     this.size = options.size;
     this.deathSignal = options.deathSignal === undefined ? 'SIGTERM' : options.deathSignal;
-    this.deathSignalNo = validateForkRunOptions({ deathSignal: this.deathSignal }).deathSignal;
+    const validated = validateForkRunOptions({ deathSignal: this.deathSignal, termGraceMs: options.termGraceMs });
+    this.deathSignalNo = validated.deathSignal;
+    this.termGraceMs = validated.termGraceMs;
     this.refill();
   }
 
@@ -194,7 +200,7 @@ export class PreforkPool<A, T> {
           warmJobPath();
           return takeJob(ctx);
         },
-        { deathSignal: 'SIGKILL' },
+        { deathSignal: 'SIGKILL', termGraceMs: this.termGraceMs },
       );
     } finally {
       native.closeFd(readFd);
@@ -251,7 +257,7 @@ export class PreforkPool<A, T> {
       slot.child.kill('SIGKILL'); // it died or stopped reading: never half a job
     }
     this.scheduleRefill();
-    const forked = forkRun((ctx) => this.fn(args, ctx), { ...options, deathSignal: this.deathSignal }) as Promise<ForkedChild<Awaited<T>>>;
+    const forked = forkRun((ctx) => this.fn(args, ctx), { ...options, deathSignal: this.deathSignal, termGraceMs: this.termGraceMs }) as Promise<ForkedChild<Awaited<T>>>;
     if (this.inherited()) return forked;
     return forked.then((child) => this.track(child, signaller(child, validated !== undefined && (validated.processGroup || validated.newSession))));
   }

@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { debuglog } from 'node:util';
 import { ForkdError, invalidArg } from '../errors';
 import { checkArgs, checkEnv, checkHandler, checkKnownHandler, checkTimeoutMs } from '../protocol/run-request';
+import { FROM_ZYGOTE_MAX_BYTES } from '../protocol/zygote-messages';
 import type { ZygoteHandle, ZygoteInfo } from '../zygote-host/zygote-handle';
 import { ZygoteRuns, RunOutcome } from '../zygote-host/zygote-runs';
 import { ZygoteSet, loadFailed } from '../zygote-host/zygote-set';
@@ -34,6 +35,10 @@ export interface StartZygoteOptions {
   killGraceMs?: number;
   /** A run's output through process.stdout / stderr is cut after this many bytes per stream (default: no limit). */
   maxOutputBytes?: number;
+  /** A result whose JSON is larger fails the run (FORKD_ERR_RESULT_TOO_LARGE); default and most 3 MiB (results travel inline over the channel). */
+  maxResultBytes?: number;
+  /** A zygote still loading the module after this many ms is killed (FORKD_ERR_APP_LOAD); default 60000. */
+  loadTimeoutMs?: number;
   /** Variables added to the zygote's environment (it has this process's), so to every run's. */
   env?: Record<string, string>;
 }
@@ -71,7 +76,13 @@ export interface Zygote {
   close(options?: ZygoteCloseOptions): Promise<void>;
 }
 
-const START_OPTIONS = ['module', 'prefork', 'spawnTimeoutMs', 'killGraceMs', 'maxOutputBytes', 'env'];
+const START_OPTIONS = ['module', 'prefork', 'spawnTimeoutMs', 'killGraceMs', 'maxOutputBytes', 'maxResultBytes', 'loadTimeoutMs', 'env'];
+/**
+ * Without a run directory every result travels inline, in one message of the
+ * channel (at most FROM_ZYGOTE_MAX_BYTES): the rest of the report (an error
+ * cut to 16 KiB twice, the counts) fits in the MiB left.
+ */
+const MAX_RESULT_BYTES = FROM_ZYGOTE_MAX_BYTES - 1024 * 1024;
 const RUN_OPTIONS = ['timeoutMs', 'signal', 'env', 'stdout', 'stderr'];
 const CLOSE_OPTIONS = ['runs', 'timeoutMs'];
 
@@ -102,9 +113,9 @@ class ServiceZygote implements Zygote {
   private loads = 0;
 
   constructor(
-    settings: { app: string; prefork: number; spawnTimeoutMs: number; env: NodeJS.ProcessEnv | undefined },
+    settings: { app: string; prefork: number; spawnTimeoutMs: number; loadTimeoutMs: number; env: NodeJS.ProcessEnv | undefined },
     private readonly killGraceMs: number,
-    private readonly maxOutputBytes: number | null,
+    private readonly limits: { maxOutputBytes: number | null; maxResultBytes: number },
   ) {
     this.runs = new ZygoteRuns(() => this.updateRef());
     this.set = new ZygoteSet(
@@ -166,7 +177,8 @@ class ServiceZygote implements Zygote {
         args: validArgs,
         env: checkEnv(o.env, 'options.env') ?? null,
         runDir: null,
-        maxOutputBytes: this.maxOutputBytes,
+        maxOutputBytes: this.limits.maxOutputBytes,
+        maxResultBytes: this.limits.maxResultBytes,
         killGraceMs: this.killGraceMs,
       };
       const stdout = fileOption(o.stdout, 'options.stdout');
@@ -277,8 +289,14 @@ export async function startZygote(options: StartZygoteOptions): Promise<Zygote> 
   const spawnTimeoutMs = intOption(options.spawnTimeoutMs, 'options.spawnTimeoutMs', 100, 600_000, 5000);
   const killGraceMs = checkKillGraceMs(options.killGraceMs, 'options.killGraceMs');
   const maxOutputBytes = options.maxOutputBytes === undefined ? null : intOption(options.maxOutputBytes, 'options.maxOutputBytes', 1024, 2 ** 40, 0);
+  const maxResultBytes = intOption(options.maxResultBytes, 'options.maxResultBytes', 1024, MAX_RESULT_BYTES, MAX_RESULT_BYTES);
+  const loadTimeoutMs = intOption(options.loadTimeoutMs, 'options.loadTimeoutMs', 100, 3_600_000, 60_000);
   const env = checkEnv(options.env, 'options.env');
-  const zygote = new ServiceZygote({ app: path.resolve(options.module), prefork, spawnTimeoutMs, env: env === undefined ? undefined : { ...process.env, ...env } }, killGraceMs, maxOutputBytes);
+  const zygote = new ServiceZygote(
+    { app: path.resolve(options.module), prefork, spawnTimeoutMs, loadTimeoutMs, env: env === undefined ? undefined : { ...process.env, ...env } },
+    killGraceMs,
+    { maxOutputBytes, maxResultBytes },
+  );
   await zygote.start();
   return zygote;
 }

@@ -9,10 +9,10 @@ import { Socket } from 'node:net';
 import * as path from 'node:path';
 import { ForkdError } from '../errors';
 import { ExitWatch } from '../lib/exit-watch';
-import { fdOf } from '../lib/handle-fd';
 import { signalNumber } from '../lib/signals';
+import { fdOf } from '../node-internals';
 import { JsonLineChannel } from '../protocol/json-lines';
-import { FromZygote, SerializedError, SpawnRequest, ToZygote, isFromZygote } from '../protocol/zygote-messages';
+import { FROM_ZYGOTE_MAX_BYTES, FromZygote, SerializedError, SpawnRequest, TO_ZYGOTE_MAX_BYTES, ToZygote, isFromZygote } from '../protocol/zygote-messages';
 
 export type ZygoteState = 'starting' | 'ready' | 'failed' | 'stopped';
 
@@ -50,6 +50,8 @@ export interface ZygoteSpawnSettings {
   parentPid?: number;
   /** The zygote's environment (default: this process's). */
   env?: NodeJS.ProcessEnv;
+  /** A zygote still loading after this many ms is killed, its load failed (FORKD_ERR_APP_LOAD); unset: no bound. */
+  loadTimeoutMs?: number;
 }
 
 /** A zygote as handed across a supervisor restart (it stays our child: same pid). */
@@ -58,9 +60,13 @@ export interface ZygoteHandover {
   /** Our end of the channel: inherited across the execve. */
   fd: number;
   info: ZygoteInfo | null;
-  /** Channel bytes read but not yet parsed (a partial message). */
-  buffered: string;
+  /** Channel bytes read but not yet parsed (a partial message), base64. */
+  bufferedBase64?: string;
+  /** The same as UTF-8 text, from an image before bufferedBase64 (a partial message may end inside a character). */
+  buffered?: string;
   retiring: boolean;
+  /** Epoch ms by which a zygote still loading must be ready (--load-timeout-ms); null once loaded. */
+  loadDeadline?: number | null;
 }
 
 interface ZygoteProcess {
@@ -86,6 +92,8 @@ function spawnZygote(settings: ZygoteSpawnSettings): ZygoteProcess {
   if (settings.parentPid !== undefined) args.push('--parent-pid', String(settings.parentPid));
   const child = spawn(process.execPath, args, {
     stdio: ['ignore', 'inherit', 'inherit', 'pipe'],
+    // Every run inherits the zygote's environment (the daemon's has no
+    // secret in it: supervisor/secrets.ts zygoteEnv()).
     env: settings.env ?? process.env,
   });
   const channel = child.stdio[3] as Socket;
@@ -139,15 +147,17 @@ export class ZygoteHandle extends EventEmitter {
   private dead = false;
   private channelClosed = false;
   private goneEmitted = false;
+  private loadDeadline: number | null = null;
+  private loadTimer: NodeJS.Timeout | null = null;
 
   private constructor(
     process: ZygoteProcess,
     private readonly spawnTimeoutMs: number,
-    buffered = '',
+    buffered?: Buffer,
   ) {
     super();
     this.process = process;
-    this.channel = new JsonLineChannel<FromZygote, ToZygote>(process.channel, isFromZygote, undefined, buffered);
+    this.channel = new JsonLineChannel<FromZygote, ToZygote>(process.channel, isFromZygote, { maxIn: FROM_ZYGOTE_MAX_BYTES, maxOut: TO_ZYGOTE_MAX_BYTES }, buffered);
     this.channel.on('message', (message: FromZygote) => this.onMessage(message));
     this.channel.on('error', () => {}); // a broken channel shows up as the zygote's death
     this.channel.on('close', () => {
@@ -158,15 +168,50 @@ export class ZygoteHandle extends EventEmitter {
   }
 
   static spawn(settings: ZygoteSpawnSettings): ZygoteHandle {
-    return new ZygoteHandle(spawnZygote(settings), settings.spawnTimeoutMs);
+    const zygote = new ZygoteHandle(spawnZygote(settings), settings.spawnTimeoutMs);
+    if (settings.loadTimeoutMs !== undefined) zygote.boundLoad(Date.now() + settings.loadTimeoutMs);
+    return zygote;
   }
 
   /** The zygote a previous supervisor image started (still our child: same pid). */
   static takeOver(handover: ZygoteHandover, spawnTimeoutMs: number): ZygoteHandle {
-    const zygote = new ZygoteHandle(takeOverZygote(handover), spawnTimeoutMs, handover.buffered);
+    const buffered = handover.bufferedBase64 !== undefined ? Buffer.from(handover.bufferedBase64, 'base64') : Buffer.from(handover.buffered ?? '', 'utf8');
+    const zygote = new ZygoteHandle(takeOverZygote(handover), spawnTimeoutMs, buffered);
     zygote.info = handover.info;
     zygote.state = handover.retiring ? 'stopped' : handover.info !== null ? 'ready' : 'starting';
+    if (zygote.state === 'starting' && typeof handover.loadDeadline === 'number') zygote.boundLoad(handover.loadDeadline);
     return zygote;
+  }
+
+  /**
+   * A zygote still loading at `deadline` (epoch ms) is SIGKILLed and its load
+   * reported failed. Loading runs the application's top level, which may
+   * never return (a busy loop, a connection that never answers): the zygote
+   * reads nothing meanwhile, so neither a message nor its channel closing
+   * would reach it, and a restart waiting for it would never be answered.
+   */
+  private boundLoad(deadline: number): void {
+    this.loadDeadline = deadline;
+    const ms = Math.max(0, deadline - Date.now());
+    this.loadTimer = setTimeout(() => {
+      this.loadTimer = null;
+      if (this.state !== 'starting' || this.dead) return;
+      const error: SerializedError = {
+        name: 'ForkdError',
+        code: 'FORKD_ERR_APP_LOAD',
+        message: `the application did not finish loading within ${ms} ms (--load-timeout-ms, loadTimeoutMs): its zygote (pid ${this.pid}) was killed`,
+      };
+      this.process.kill('SIGKILL');
+      this.state = 'failed';
+      this.loadError = error;
+      this.emit('load_failed', error);
+    }, ms);
+  }
+
+  private loadEnded(): void {
+    if (this.loadTimer !== null) clearTimeout(this.loadTimer);
+    this.loadTimer = null;
+    this.loadDeadline = null;
   }
 
   get pid(): number | null {
@@ -180,7 +225,7 @@ export class ZygoteHandle extends EventEmitter {
     while (this.process.channel.read() !== null);
     const fd = fdOf(this.process.channel);
     if (this.pid === null || fd < 0) throw new ForkdError('FORKD_ERR_ZYGOTE_UNAVAILABLE', 'the zygote has no open channel to hand over');
-    return { pid: this.pid, fd, info: this.info, buffered: this.channel.buffered(), retiring };
+    return { pid: this.pid, fd, info: this.info, bufferedBase64: this.channel.buffered().toString('base64'), retiring, loadDeadline: this.loadDeadline };
   }
 
   /** Whether the channel can still be handed over (a retiring zygote closes it before it exits). */
@@ -211,11 +256,13 @@ export class ZygoteHandle extends EventEmitter {
   private onMessage(message: FromZygote): void {
     switch (message.t) {
       case 'ready':
+        this.loadEnded();
         this.state = 'ready';
         this.info = { pid: message.pid, handlers: message.handlers, loadMs: message.loadMs, appVersion: message.appVersion, loadedAt: message.loadedAt };
         this.emit('ready', this.info);
         break;
       case 'load_failed':
+        this.loadEnded();
         this.state = 'failed';
         this.loadError = message.error;
         this.emit('load_failed', message.error);
@@ -249,6 +296,7 @@ export class ZygoteHandle extends EventEmitter {
     // child_process may report a failed spawn as 'error' and then 'exit'.
     if (this.dead) return;
     this.dead = true;
+    this.loadEnded();
     const wasFailed = this.state === 'failed';
     this.state = wasFailed ? 'failed' : 'stopped';
     // A spawn that failed never started a process: there is no channel to wait for.

@@ -21,6 +21,8 @@ export interface ZygoteSetHooks {
   onZygoteGone?(zygote: ZygoteHandle): void;
   /** A zygote was replaced or reloaded. */
   onRestart?(): void;
+  /** Whether the run was adopted with this pid after its spawn timed out (the daemon's runs/run-claim.ts): then its late fork is not killed. */
+  isAdopted?(runId: string, pid: number): boolean;
   log?(level: 'info' | 'warn' | 'error', fields: Record<string, unknown>, message: string): void;
 }
 
@@ -189,7 +191,7 @@ export class ZygoteSet {
     this.loading = null;
     if (!outcome.ok) {
       fresh.kill();
-      this.log('warn', { error: outcome.error }, 'restart refused: the new application code failed to load');
+      this.log('warn', { zygotePid: fresh.pid, error: outcome.error }, 'restart refused: the new application code failed to load');
       const refused: ReloadResult = { ok: false, appVersion: this.current?.info?.appVersion ?? null, loadedAt: this.current?.info?.loadedAt ?? null, error: outcome.error };
       if (outcome.loadError !== undefined) refused.loadError = outcome.loadError;
       return refused;
@@ -197,7 +199,11 @@ export class ZygoteSet {
     this.cancelReplacement();
     const old = this.current;
     this.current = null;
-    if (old !== null) {
+    if (old !== null && old.info === null) {
+      // Still loading (its first load, or a replacement's): it has forked
+      // nothing, and it would read a shutdown only once its load is done.
+      old.kill('SIGKILL');
+    } else if (old !== null) {
       this.retire(old);
       old.retire();
     }
@@ -247,9 +253,11 @@ export class ZygoteSet {
   private listen(zygote: ZygoteHandle): void {
     zygote.on('exited', (message: ExitedMessage) => this.hooks.onRunExited(message));
     zygote.once('gone', () => this.hooks.onZygoteGone?.(zygote));
-    // A fork reported after its spawn timeout: the run is already
-    // failed_to_start, so its process must not live on unrecorded.
+    // A fork reported after its spawn timeout: unless its child claimed the
+    // run first (then it was adopted), the run is failed_to_start and its
+    // child exits before the handler; killed here all the same, at once.
     zygote.on('late-fork', (runId: string, pid: number) => {
+      if (this.hooks.isAdopted?.(runId, pid) === true) return;
       this.log('warn', { runId, runPid: pid }, 'late fork after spawn timeout: killing it');
       if (!native.killpg(pid, signalNumber('SIGKILL'))) native.kill(pid, signalNumber('SIGKILL'));
     });
@@ -273,7 +281,7 @@ export class ZygoteSet {
     else zygote.once('ready', announce);
     zygote.once('load_failed', (error) => {
       this.lastError = error.message;
-      this.log('error', { error: error.message }, 'zygote failed to load the application');
+      this.log('error', { zygotePid: zygote.pid, error: error.message }, 'zygote failed to load the application');
     });
     zygote.once('died', ({ code, signal }: { code: number | null; signal: string | null }) => {
       if (this.current !== zygote || this.stopped) return;

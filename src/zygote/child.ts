@@ -6,11 +6,13 @@
 // goes back over the result pipe and the zygote's channel only.
 import { renameSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { claimRunOrExit } from '../child/claim';
 import { fatalError } from '../child/exit';
 import { resultNotSerializable, serializeError } from '../child/job-child';
+import { ForkdError } from '../errors';
 import type { RunContext } from '../lib/job-types';
-import { STATUS_NEXT, overwriteFile } from '../protocol/run-files';
-import type { ChildReport, MemoryUsage, SpawnRequest } from '../protocol/zygote-messages';
+import { INLINE_RESULT_BYTES, RESULT_FILE, STATUS_NEXT, overwriteFile } from '../protocol/run-files';
+import { MAX_ERROR_TEXT, type ChildReport, type MemoryUsage, type SerializedError, type SpawnRequest } from '../protocol/zygote-messages';
 import type { LoadedApp, HandlerContext } from './app-loader';
 
 interface OutputCounter {
@@ -68,8 +70,60 @@ function writeStatus(runDir: string, report: ChildReport): void {
   }
 }
 
+/** An error as reported: message and stack cut, so what a handler throws cannot swell every process the report passes through. */
+function reportedError(error: unknown): SerializedError {
+  const e = serializeError(error);
+  const cut = (text: string) => (text.length > MAX_ERROR_TEXT ? `${text.slice(0, MAX_ERROR_TEXT)}... [forkd: cut at ${MAX_ERROR_TEXT} characters]` : text);
+  const short = (text: string) => text.slice(0, 256);
+  return {
+    name: short(e.name),
+    message: cut(e.message),
+    ...(e.stack !== undefined ? { stack: cut(e.stack) } : {}),
+    ...(e.code !== undefined ? { code: short(e.code) } : {}),
+  };
+}
+
+function resultTooLarge(bytes: number, max: number): ForkdError {
+  return new ForkdError(
+    'FORKD_ERR_RESULT_TOO_LARGE',
+    `the handler's result is ${bytes} bytes of JSON, more than --max-result-bytes (maxResultBytes of startZygote()) of ${max}: it was dropped; write a large result to a file and return its path, or raise the limit`,
+  );
+}
+
+/**
+ * Puts the handler's value into the report: its JSON measured here, in the
+ * child, so a result over the limit never leaves it, and one too large to
+ * carry inline goes to result.json (written here too: the zygote and the
+ * supervisor never hold it).
+ */
+function reportResult(report: ChildReport, value: unknown, request: SpawnRequest): void {
+  // A value JSON cannot carry fails the run here, as forkRun fails a job.
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value);
+  } catch (error) {
+    throw resultNotSerializable(error);
+  }
+  if (json === undefined) return;
+  const bytes = Buffer.byteLength(json);
+  if (bytes > request.maxResultBytes) throw resultTooLarge(bytes, request.maxResultBytes);
+  report.resultBytes = bytes;
+  // Without a run directory (a library zygote) every result travels inline:
+  // maxResultBytes is kept below what the channel carries (lib/start-zygote.ts).
+  if (bytes <= INLINE_RESULT_BYTES || request.runDir === null) {
+    report.value = value;
+    return;
+  }
+  overwriteFile(path.join(request.runDir, RESULT_FILE), json);
+  report.resultInFile = true;
+}
+
 /** The job forkRun runs in the child: returns the report the zygote forwards. */
 export async function runRequest(app: LoadedApp, request: SpawnRequest, ctx: RunContext): Promise<ChildReport> {
+  // First of all: the run must be this process's, not one the supervisor
+  // gave up on (child/claim.ts). Nothing is written to its files before. A
+  // library zygote's run has no claim: its parent kills a late fork.
+  if (request.runDir !== null) claimRunOrExit(request.runDir);
   const stdout: OutputCounter = { bytes: 0, truncated: false };
   const stderr: OutputCounter = { bytes: 0, truncated: false };
   limitOutput(process.stdout, request.maxOutputBytes, stdout);
@@ -78,7 +132,7 @@ export async function runRequest(app: LoadedApp, request: SpawnRequest, ctx: Run
   const runDir = request.runDir;
   if (runDir !== null) {
     process.on('exit', (code) => {
-      if (!report.ok && report.error === undefined && fatalError() !== undefined) report.error = serializeError(fatalError());
+      if (!report.ok && report.error === undefined && fatalError() !== undefined) report.error = reportedError(fatalError());
       writeStatus(runDir, {
         ...report,
         exitCode: code,
@@ -98,16 +152,10 @@ export async function runRequest(app: LoadedApp, request: SpawnRequest, ctx: Run
     // Absent args travel as JSON null; the handler gets undefined, so its
     // parameter defaults (`{ url } = {}`) apply.
     const value = await handler(request.args === null ? undefined : request.args, hctx);
-    // A value JSON cannot carry fails the run here, as forkRun fails a job.
-    try {
-      JSON.stringify(value);
-    } catch (error) {
-      throw resultNotSerializable(error);
-    }
-    report.value = value;
+    reportResult(report, value, request);
     report.ok = true;
   } catch (error) {
-    report.error = serializeError(error);
+    report.error = reportedError(error);
     process.exitCode = 1;
   }
   if (runDir === null) {

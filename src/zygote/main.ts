@@ -19,9 +19,10 @@ import { finishPendingSweep } from '../lib/heap-sweep';
 import { PreforkPool } from '../lib/prefork-pool';
 import { installRandomWrappers } from '../lib/random';
 import { installTracking } from '../lib/tracking';
+import { installWriteTracking } from '../lib/write-tracking';
 import { native } from '../native';
-import { JsonLineChannel } from '../protocol/json-lines';
-import { FromZygote, SpawnRequest, ToZygote, isToZygote, ChildReport } from '../protocol/zygote-messages';
+import { JsonLineChannel, MessageTooLongError } from '../protocol/json-lines';
+import { FROM_ZYGOTE_MAX_BYTES, FromZygote, SpawnRequest, TO_ZYGOTE_MAX_BYTES, ToZygote, isToZygote, ChildReport } from '../protocol/zygote-messages';
 import { LoadedApp, loadApp } from './app-loader';
 import { runRequest } from './child';
 
@@ -29,6 +30,7 @@ import { runRequest } from './child';
 // Math.random / randomUUID must go through forkd's wrappers.
 endEagerCompile();
 installTracking();
+installWriteTracking();
 installRandomWrappers();
 
 const CHANNEL_FD = 3;
@@ -48,6 +50,25 @@ let retiring = false;
 let onIdle: () => void = () => {};
 /** Each run being forked or running, by id: the 'abort' message ends it through forkRun's own signal. */
 const aborts = new Map<string, AbortController>();
+
+/**
+ * Reports a run's exit. A report too long for the channel (a child that
+ * put more in it than zygote/child.ts lets through) is replaced by an error
+ * saying so: the exit itself must reach the supervisor.
+ */
+function sendExited(channel: JsonLineChannel<ToZygote, FromZygote>, message: Extract<FromZygote, { t: 'exited' }>): void {
+  try {
+    channel.send(message);
+  } catch (error) {
+    if (!(error instanceof MessageTooLongError)) throw error;
+    const report: ChildReport = {
+      handlerStartNs: message.report?.handlerStartNs ?? null,
+      ok: false,
+      error: { name: 'ForkdError', code: 'FORKD_ERR_RESULT_TOO_LARGE', message: `the run's report is ${error.bytes} bytes, more than the zygote's channel carries (${error.limit}): it was dropped` },
+    };
+    channel.send({ ...message, report });
+  }
+}
 
 function settled(): void {
   if (retiring && spawning === 0 && live === 0) onIdle();
@@ -81,7 +102,7 @@ function spawn(pool: PreforkPool<SpawnRequest, ChildReport>, channel: JsonLineCh
           live--;
           aborts.delete(request.runId);
           const report: ChildReport | null = isReport(info.result) ? info.result : info.error !== undefined ? { handlerStartNs: null, ok: false, error: info.error } : null;
-          channel.send({ t: 'exited', runId: request.runId, pid: info.pid, code: info.code, signal: info.signal, coreDumped: info.coreDumped, rusage: info.rusage, report, timedOut: info.timedOut, aborted: info.aborted });
+          sendExited(channel, { t: 'exited', runId: request.runId, pid: info.pid, code: info.code, signal: info.signal, coreDumped: info.coreDumped, rusage: info.rusage, report, timedOut: info.timedOut, aborted: info.aborted });
           settled();
         });
       },
@@ -140,7 +161,10 @@ async function main(): Promise<void> {
   const parentPid = values['parent-pid'] === undefined ? null : Number(values['parent-pid']);
   if (parentPid !== null) dieWithParent(parentPid);
   closeInheritedFds();
-  const channel = new JsonLineChannel<ToZygote, FromZygote>(new net.Socket({ fd: CHANNEL_FD, readable: true, writable: true }), isToZygote);
+  const channel = new JsonLineChannel<ToZygote, FromZygote>(new net.Socket({ fd: CHANNEL_FD, readable: true, writable: true }), isToZygote, {
+    maxIn: TO_ZYGOTE_MAX_BYTES,
+    maxOut: FROM_ZYGOTE_MAX_BYTES,
+  });
   // The supervisor is gone (the channel closed): nothing will ask for runs
   // again. Runs already forked carry on on their own.
   channel.on('close', () => process.exit(0));
@@ -160,8 +184,12 @@ async function main(): Promise<void> {
   // status. A service's runs have nobody to report to but the zygote: they
   // are SIGKILLed when it dies (a SIGTERM left a run that ignored it running
   // for good, after the service was gone). Idle prefork children, which have
-  // no job yet, die with it either way.
-  const pool = new PreforkPool<SpawnRequest, ChildReport>((request, ctx) => runRequest(app, request, ctx), { size: preforkSize, deathSignal: parentPid !== null ? 'SIGKILL' : null });
+  // no job yet, die with it either way. A run that listens to ctx.signal is
+  // not bounded after SIGTERM by its child: every SIGTERM the zygote's
+  // parent has sent is followed by SIGKILL after its kill grace (the
+  // supervisor's --kill-grace-ms; a service's runs' killGraceMs, enforced
+  // here through forkRun's lifetime).
+  const pool = new PreforkPool<SpawnRequest, ChildReport>((request, ctx) => runRequest(app, request, ctx), { size: preforkSize, deathSignal: parentPid !== null ? 'SIGKILL' : null, termGraceMs: null });
   channel.on('message', (message: ToZygote) => {
     if (message.t === 'spawn') spawn(pool, channel, message);
     else if (message.t === 'abort') aborts.get(message.runId)?.abort();
