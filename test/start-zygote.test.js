@@ -126,6 +126,40 @@ test('startZygote: a module that fails to load rejects with FORKD_ERR_APP_LOAD, 
   }
 });
 
+test('limits: a load past loadTimeoutMs is killed (FORKD_ERR_APP_LOAD); a result over maxResultBytes fails the run (FORKD_ERR_RESULT_TOO_LARGE)', async () => {
+  const dir = tmpDir();
+  try {
+    const hangs = path.join(dir, 'hangs.js');
+    fs.writeFileSync(hangs, 'for (;;);\n');
+    const before = childrenOf(process.pid).length;
+    await rejectsWith(forkd.startZygote({ module: hangs, loadTimeoutMs: 500 }), 'FORKD_ERR_APP_LOAD', /did not finish loading within 500 ms \(loadTimeoutMs\)/);
+    assert.is(childrenOf(process.pid).length, before, 'the zygote stuck in its load is gone');
+    const big = path.join(dir, 'big.js');
+    fs.writeFileSync(big, "exports.handlers = { big: async (n) => 'x'.repeat(n) };\n");
+    await rejectsWith(forkd.startZygote({ module: big, maxResultBytes: 5 * 1024 * 1024 }), 'FORKD_ERR_INVALID_ARG', /^options\.maxResultBytes must be an integer from 1024 to 3145728/);
+    const jobs = await forkd.startZygote({ module: big, maxResultBytes: 4096 });
+    try {
+      const over = await jobs.run('big', 5000);
+      assert.is(over.code, 1);
+      assert.is(over.error.code, 'FORKD_ERR_RESULT_TOO_LARGE');
+      assert.match(over.error.message, /5002 bytes of JSON, more than maxResultBytes \(4096\)/);
+      assert.not.ok('result' in over);
+      assert.is((await jobs.run('big', 4000)).result.length, 4000);
+    } finally {
+      await jobs.close();
+    }
+    // The default: as much as the channel carries, inline (no result file without a run directory).
+    const wide = await forkd.startZygote({ module: big });
+    try {
+      assert.is((await wide.run('big', 2 * 1024 * 1024)).result.length, 2 * 1024 * 1024);
+    } finally {
+      await wide.close();
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('timeoutMs: the run is terminated (SIGTERM, SIGKILL after killGraceMs) and run() rejects with FORKD_ERR_RUN_TIMEOUT and the outcome', async () => {
   const dir = tmpDir();
   const jobs = await forkd.startZygote({ module: JOBS, killGraceMs: 300 });

@@ -119,7 +119,7 @@ class ServiceZygote implements Zygote {
   ) {
     this.runs = new ZygoteRuns(() => this.updateRef());
     this.set = new ZygoteSet(
-      { ...settings, parentPid: process.pid },
+      { ...settings, parentPid: process.pid, loadTimeoutName: 'loadTimeoutMs' },
       {
         onRunExited: (message) => this.runs.onExited(message),
         onZygoteGone: (zygote) => this.runs.onZygoteGone(zygote),

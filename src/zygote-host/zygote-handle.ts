@@ -52,6 +52,8 @@ export interface ZygoteSpawnSettings {
   env?: NodeJS.ProcessEnv;
   /** A zygote still loading after this many ms is killed, its load failed (FORKD_ERR_APP_LOAD); unset: no bound. */
   loadTimeoutMs?: number;
+  /** How the error names that bound (default the daemon's flag, --load-timeout-ms). */
+  loadTimeoutName?: string;
 }
 
 /** A zygote as handed across a supervisor restart (it stays our child: same pid). */
@@ -149,6 +151,7 @@ export class ZygoteHandle extends EventEmitter {
   private goneEmitted = false;
   private loadDeadline: number | null = null;
   private loadTimer: NodeJS.Timeout | null = null;
+  private loadTimeoutName = '--load-timeout-ms';
 
   private constructor(
     process: ZygoteProcess,
@@ -169,6 +172,7 @@ export class ZygoteHandle extends EventEmitter {
 
   static spawn(settings: ZygoteSpawnSettings): ZygoteHandle {
     const zygote = new ZygoteHandle(spawnZygote(settings), settings.spawnTimeoutMs);
+    if (settings.loadTimeoutName !== undefined) zygote.loadTimeoutName = settings.loadTimeoutName;
     if (settings.loadTimeoutMs !== undefined) zygote.boundLoad(Date.now() + settings.loadTimeoutMs);
     return zygote;
   }
@@ -199,7 +203,7 @@ export class ZygoteHandle extends EventEmitter {
       const error: SerializedError = {
         name: 'ForkdError',
         code: 'FORKD_ERR_APP_LOAD',
-        message: `the application did not finish loading within ${ms} ms (--load-timeout-ms, loadTimeoutMs): its zygote (pid ${this.pid}) was killed`,
+        message: `the application did not finish loading within ${ms} ms (${this.loadTimeoutName}): its zygote (pid ${this.pid}) was killed`,
       };
       this.process.kill('SIGKILL');
       this.state = 'failed';

@@ -83,10 +83,11 @@ function reportedError(error: unknown): SerializedError {
   };
 }
 
-function resultTooLarge(bytes: number, max: number): ForkdError {
+/** `limit` names the limit as the zygote's parent set it: the daemon's flag, or startZygote()'s option. */
+function resultTooLarge(bytes: number, max: number, limit: string): ForkdError {
   return new ForkdError(
     'FORKD_ERR_RESULT_TOO_LARGE',
-    `the handler's result is ${bytes} bytes of JSON, more than --max-result-bytes (maxResultBytes of startZygote()) of ${max}: it was dropped; write a large result to a file and return its path, or raise the limit`,
+    `the handler's result is ${bytes} bytes of JSON, more than ${limit} (${max}): it was dropped; write a large result to a file and return its path, or raise ${limit}`,
   );
 }
 
@@ -106,7 +107,7 @@ function reportResult(report: ChildReport, value: unknown, request: SpawnRequest
   }
   if (json === undefined) return;
   const bytes = Buffer.byteLength(json);
-  if (bytes > request.maxResultBytes) throw resultTooLarge(bytes, request.maxResultBytes);
+  if (bytes > request.maxResultBytes) throw resultTooLarge(bytes, request.maxResultBytes, request.runDir === null ? 'maxResultBytes' : '--max-result-bytes');
   report.resultBytes = bytes;
   // Without a run directory (a library zygote) every result travels inline:
   // maxResultBytes is kept below what the channel carries (lib/start-zygote.ts).
