@@ -196,6 +196,11 @@ export class RunStore {
     }
     try {
       fs.mkdirSync(dir, { mode: 0o700 });
+    } catch (error) {
+      // EEXIST: a directory this daemon could not load; it is not ours to remove.
+      throw this.failed(error, dir);
+    }
+    try {
       fs.writeFileSync(path.join(dir, CLAIM), '', { mode: 0o600, flag: 'wx' });
     } catch (error) {
       // A full disk still makes directories (they take no data block).
