@@ -5,7 +5,7 @@
 // A benchmark, never a test: it does not fail on a slow machine.
 //
 // Knobs (environment): FORKD_BENCH_QUICK=1 for a short smoke run;
-// FORKD_BENCH_SCENARIOS=latency,physical,throughput,memory,scaling,daemon;
+// FORKD_BENCH_SCENARIOS=latency,physical,throughput,memory,scaling,daemon,zygote;
 // FORKD_BENCH_N, FORKD_BENCH_BASELINE_N, FORKD_BENCH_BASELINE_N_LARGE,
 // FORKD_BENCH_HEAP_MB, FORKD_BENCH_MEMORY_MB, FORKD_BENCH_SIZES,
 // FORKD_BENCH_DURATION, FORKD_BENCH_C_DURATION, FORKD_BENCH_PREFORK_DURATION,
@@ -23,6 +23,7 @@ const { measureSize } = require('./lib/measure');
 const report = require('./lib/report');
 const { startLatencyChart } = require('./lib/svg');
 const { runDaemonScenarios } = require('./scenarios/daemon');
+const { runZygoteScenario } = require('./scenarios/zygote');
 const { withPackageCopy } = require('./lib/package-copy');
 
 const log = (line) => process.stderr.write(`${line}\n`);
@@ -127,6 +128,17 @@ async function suite(started) {
     });
     for (const [name, v] of Object.entries(results.daemon)) if (v.skipped) log(`note: ${name} skipped: ${v.skipped}`);
   }
+  if (cfg.scenarios.has('zygote')) {
+    results.zygote = await runZygoteScenario({
+      heapMb: cfg.heapMb,
+      n: cfg.n,
+      cpN: cfg.baselineN,
+      blocks: cfg.blocks,
+      prefork: 4,
+      duration: cfg.preforkDuration,
+      concurrency: cfg.concurrency,
+    });
+  }
 
   const app = results.sizes.find((r) => r.mb === cfg.heapMb);
   const memory = results.sizes.find((r) => r.mb === cfg.memoryMb && r.forkd?.memory);
@@ -173,6 +185,10 @@ async function suite(started) {
   if (scaling.length > 0) {
     print('\nPer heap size, side by side (issue 2)');
     for (const r of scaling) print(`\n${report.sizeTable(r)}`);
+  }
+  if (results.zygote) {
+    print(`\n6. A service's jobs: forkRun in-process vs its own zygote (startZygote) vs child_process.fork, ${cfg.heapMb} MB app`);
+    print(report.zygoteTable(results.zygote));
   }
   print('\nTargets (issues 2 and 5; ratios measured in this run)');
   print(report.targetsTable(results.targets));

@@ -1,4 +1,4 @@
-// Runs in the supervisor and in the CLI. The rules a run request obeys, one
+// Runs in the supervisor, in the CLI and in a service's startZygote(). The rules a run request obeys, one
 // function per field, whichever front end it came through (HTTP, the line
 // protocol, the CLI, a queue). Front ends check only shapes (the HTTP schema,
 // the line protocol's JSON); every value is judged here, so a request refused
@@ -140,7 +140,14 @@ export function checkEnv(env: unknown, field = 'env', allow: EnvAllowlist = NO_E
 }
 
 export function checkArgs(args: unknown, field = 'args'): unknown {
-  const encoded = JSON.stringify(args ?? null);
+  let encoded: string;
+  try {
+    encoded = JSON.stringify(args ?? null);
+  } catch (error) {
+    // A BigInt or a cycle (only a library caller can pass one: HTTP and the
+    // line protocol hand over parsed JSON).
+    throw invalid(`${field} must be JSON data: ${(error as Error).message}`);
+  }
   if (encoded.length > MAX_ARGS_BYTES) throw invalid(`${field} is ${encoded.length} bytes of JSON; the limit is ${MAX_ARGS_BYTES}`);
   return args ?? null;
 }
@@ -159,6 +166,12 @@ export function checkRunSignal(value: unknown, field = 'signal'): number {
     if (Object.hasOwn(signals, name)) return signals[name];
   }
   throw invalid(`${field} must be a signal name such as "SIGTERM" or a signal number (1-31, 34-64), got ${JSON.stringify(value)}`);
+}
+
+/** The handler must be one the loaded app exports (`handlers`): FORKD_ERR_UNKNOWN_HANDLER lists them. */
+export function checkKnownHandler(handler: string, handlers: readonly string[]): string {
+  if (isValidHandlerName(handler) && handlers.includes(handler)) return handler;
+  throw new ForkdError('FORKD_ERR_UNKNOWN_HANDLER', `unknown handler ${JSON.stringify(handler)}; the app exports: ${handlers.join(', ')}`);
 }
 
 export interface ValidRunRequest {
