@@ -11,7 +11,7 @@
 import * as path from 'node:path';
 import { debuglog } from 'node:util';
 import { ForkdError, invalidArg } from '../errors';
-import { checkArgs, checkEnv, checkHandler, checkKnownHandler, checkTimeoutMs } from '../protocol/run-request';
+import { checkArgs, checkEnvShape, checkHandler, checkKnownHandler, checkTimeoutMs } from '../protocol/run-request';
 import { FROM_ZYGOTE_MAX_BYTES } from '../protocol/zygote-messages';
 import type { ZygoteHandle, ZygoteInfo } from '../zygote-host/zygote-handle';
 import { ZygoteRuns, RunOutcome } from '../zygote-host/zygote-runs';
@@ -175,7 +175,7 @@ class ServiceZygote implements Zygote {
       request = {
         handler: name,
         args: validArgs,
-        env: checkEnv(o.env, 'options.env') ?? null,
+        env: checkEnvShape(o.env, 'options.env') ?? null,
         runDir: null,
         maxOutputBytes: this.limits.maxOutputBytes,
         maxResultBytes: this.limits.maxResultBytes,
@@ -291,7 +291,7 @@ export async function startZygote(options: StartZygoteOptions): Promise<Zygote> 
   const maxOutputBytes = options.maxOutputBytes === undefined ? null : intOption(options.maxOutputBytes, 'options.maxOutputBytes', 1024, 2 ** 40, 0);
   const maxResultBytes = intOption(options.maxResultBytes, 'options.maxResultBytes', 1024, MAX_RESULT_BYTES, MAX_RESULT_BYTES);
   const loadTimeoutMs = intOption(options.loadTimeoutMs, 'options.loadTimeoutMs', 100, 3_600_000, 60_000);
-  const env = checkEnv(options.env, 'options.env');
+  const env = checkEnvShape(options.env, 'options.env');
   const zygote = new ServiceZygote(
     { app: path.resolve(options.module), prefork, spawnTimeoutMs, loadTimeoutMs, env: env === undefined ? undefined : { ...process.env, ...env } },
     killGraceMs,
