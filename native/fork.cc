@@ -151,6 +151,24 @@ void RepairHandle(uv_handle_t* handle, void* arg) {
   }
 }
 
+// The child's epoll instance is new (uv_loop_fork() makes it) and holds no
+// fd, but each I/O watcher remembers, in `events`, what the parent's instance
+// had registered for it: uv__io_poll() sends EPOLL_CTL_MOD for a watcher with
+// events != 0 and EPOLL_CTL_ADD for one with none. uv_loop_fork() zeroes
+// `events` only on the watchers it queues itself, those not already waiting in
+// loop->watcher_queue; a watcher the parent had changed in the loop iteration
+// of the fork (a socket whose shutdown completed, or whose write could not be
+// flushed, just before a fork in the check phase) is already queued and keeps
+// the parent's mask. The child's first poll then sends MOD for an fd its epoll
+// instance never had, epoll_ctl fails with ENOENT and libuv calls abort(): the
+// child died of SIGABRT before its job's first I/O (FORK_SAFETY.md, hazard 61).
+void ForgetRegistrations(uv_loop_t* loop) {
+  for (unsigned int i = 0; i < loop->nwatchers; i++) {
+    auto* w = static_cast<uv__io_t*>(loop->watchers[i]);
+    if (w != nullptr) w->events = 0;
+  }
+}
+
 // Returns 0 or a negative errno.
 int RepairLoop(uv_loop_t* loop, const std::set<int>& keep) {
   // uv_loop_fork() does not re-initialise wq_mutex; if a threadpool thread
@@ -184,6 +202,7 @@ int RepairLoop(uv_loop_t* loop, const std::set<int>& keep) {
   // the child opens an inotify instance of its own on its first fs.watch().
   if (loop->inotify_fd >= 0) dup3(ctx.placeholder, loop->inotify_fd, O_CLOEXEC);
   uv_walk(loop, RepairHandle, &ctx);
+  ForgetRegistrations(loop);
 
   int err = uv_loop_fork(loop);
   if (err != 0) return err;

@@ -28,9 +28,13 @@ async function socketPair(server) {
   return [client, await within(accepted, 5000, 'the connection to be accepted')];
 }
 
-/** Forks `count` children that report ready and wait for SIGTERM; returns them once all are ready. */
-async function idleChildren(count, channel) {
-  const children = [];
+/**
+ * Forks `count` children that report ready and wait for SIGTERM, into the
+ * caller's `children` (so that its finally stops every child forked, even
+ * when one never says ready: a child left running kept the runner alive
+ * forever); resolves once all are ready.
+ */
+async function idleChildren(count, channel, children) {
   for (let i = 0; i < count; i++) {
     children.push(
       await forkd.forkRun(async (ctx) => {
@@ -46,14 +50,16 @@ async function idleChildren(count, channel) {
     );
   }
   for (let i = 0; i < count; i++) assert.match(await channel.next(), /^ready \d+$/);
-  return children;
 }
 
+// Every child is waited for (exitOf SIGKILLs one that does not end) before
+// any failure is thrown: none is ever left running.
 async function stop(children) {
   for (const child of children) child.kill('SIGTERM');
-  const infos = [];
-  for (const child of children) infos.push(await exitOf(child));
-  return infos;
+  const settled = await Promise.allSettled(children.map((child) => exitOf(child)));
+  const failed = settled.find((s) => s.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((s) => s.value);
 }
 
 test('handles: children never accept() on the parent\'s listening server', async () => {
@@ -67,7 +73,7 @@ test('handles: children never accept() on the parent\'s listening server', async
   const channel = await readyChannel();
   let children = [];
   try {
-    children = await idleChildren(3, channel);
+    await idleChildren(3, channel, children);
     const replies = await Promise.all(
       Array.from({ length: 40 }, () =>
         within(
@@ -83,10 +89,11 @@ test('handles: children never accept() on the parent\'s listening server', async
     assert.is(accepts, 40);
     assert.equal(new Set(replies), new Set([String(process.pid)]));
   } finally {
-    const infos = await stop(children);
+    const infos = await stop(children).finally(async () => {
+      await channel.close();
+      await close(server);
+    });
     for (const info of infos) assert.is(info.code, 0);
-    await channel.close();
-    await close(server);
   }
 });
 
@@ -104,7 +111,7 @@ test('handles: a child neither steals reads nor re-sends queued writes on a shar
     const payload = crypto.randomBytes(8 * 1024 * 1024);
     const written = new Promise((resolve, reject) => client.write(payload, (err) => (err ? reject(err) : resolve())));
     assert.ok(client.writableLength > 0, 'the write is still queued at fork');
-    children = await idleChildren(2, channel);
+    await idleChildren(2, channel, children);
     const received = [];
     peer.on('data', (chunk) => received.push(chunk));
     const peerEnded = new Promise((resolve) => peer.once('end', resolve));
@@ -124,11 +131,13 @@ test('handles: a child neither steals reads nor re-sends queued writes on a shar
     await within(clientEnded, 10000, 'the client to see the end');
     assert.ok(Buffer.concat(back).equals(reply), 'no read was stolen by a child');
   } finally {
-    await stop(children);
-    client.destroy();
-    peer.destroy();
-    await channel.close();
-    await close(server);
+    // Cleaned up even when a child failed to stop.
+    await stop(children).finally(async () => {
+      client.destroy();
+      peer.destroy();
+      await channel.close();
+      await close(server);
+    });
   }
 });
 
@@ -180,17 +189,19 @@ test('handles: a live child does not keep the parent\'s closed connection open',
   const channel = await readyChannel();
   let children = [];
   try {
-    children = await idleChildren(1, channel);
+    await idleChildren(1, channel, children);
     const peerEnded = new Promise((resolve) => peer.once('end', resolve));
     client.destroy();
     // With a copy of the fd in the child, the peer would see EOF only when
     // the child exits, and the child stays alive until we stop it below.
     await within(peerEnded, 3000, 'the peer to see EOF while the child is alive');
   } finally {
-    await stop(children);
-    peer.destroy();
-    await channel.close();
-    await close(server);
+    // Cleaned up even when a child failed to stop.
+    await stop(children).finally(async () => {
+      peer.destroy();
+      await channel.close();
+      await close(server);
+    });
   }
 });
 
@@ -305,16 +316,59 @@ test('handles: datagrams to the parent\'s UDP socket all reach the parent while 
   let children = [];
   const sender = dgram.createSocket('udp4');
   try {
-    children = await idleChildren(2, channel);
+    await idleChildren(2, channel, children);
     const { port } = socket.address();
     for (let i = 0; i < 50; i++) await new Promise((resolve, reject) => sender.send(`d${i}`, port, '127.0.0.1', (err) => (err ? reject(err) : resolve())));
     await within(done, 5000, 'all 50 datagrams in the parent');
     assert.equal(received, Array.from({ length: 50 }, (_, i) => `d${i}`));
   } finally {
-    await stop(children);
-    sender.close();
-    socket.close();
-    await channel.close();
+    // Cleaned up even when a child failed to stop.
+    await stop(children).finally(async () => {
+      sender.close();
+      socket.close();
+      await channel.close();
+    });
+  }
+});
+
+test('handles: a socket whose watcher changed in the iteration of the fork does not abort the child (hazard 61)', async () => {
+  // The peer never reads, so a large write cannot complete: libuv adds
+  // POLLOUT to a watcher the parent's epoll set already has for POLLIN, and
+  // queues the change for its next poll. forkRun forks in the check phase of
+  // this same iteration, before that poll: before the fix each child died of
+  // SIGABRT (libuv's EPOLL_CTL_MOD on the child's new epoll set, ENOENT).
+  const server = net.createServer({ pauseOnConnect: true });
+  await listen(server, 0, '127.0.0.1');
+  const peers = [];
+  server.on('connection', (peer) => {
+    peers.push(peer);
+    peer.write('hi');
+  });
+  const clients = [];
+  const children = [];
+  try {
+    for (let round = 0; round < 3; round++) {
+      const client = net.connect(server.address().port, '127.0.0.1');
+      clients.push(client);
+      client.on('error', () => {});
+      // In the poll phase: a 'data' callback.
+      const forked = new Promise((resolve, reject) =>
+        client.once('data', () => {
+          assert.is(client.write(Buffer.alloc(32 * 1024 * 1024)), false, 'the write is still queued at the fork');
+          forkd.forkRun(() => new Promise((r) => setTimeout(() => r(process.pid), 20))).then(resolve, reject);
+        }),
+      );
+      children.push(await within(forked, 5000, 'the fork'));
+    }
+    for (const child of children) {
+      const info = await exitOf(child);
+      assert.equal([info.signal, info.code, info.result], [null, 0, child.pid], `child ${child.pid} ended ${info.signal ?? info.code}`);
+    }
+  } finally {
+    for (const child of children) child.kill('SIGKILL');
+    await Promise.allSettled(children.map((child) => child.exited));
+    for (const socket of [...clients, ...peers]) socket.destroy();
+    await close(server);
   }
 });
 
