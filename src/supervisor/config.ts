@@ -4,6 +4,7 @@
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ForkdError } from '../errors';
+import { QueueConfig, parseQueueOptions, queueServeOptions } from './queue/queue-options';
 
 export interface SupervisorConfig {
   app: string;
@@ -25,6 +26,8 @@ export interface SupervisorConfig {
   stopTimeoutMs: number;
   prefork: number;
   logLevel: string;
+  /** Queues this host consumes (--redis, --queue); null when none. */
+  queue: QueueConfig | null;
 }
 
 export const serveOptions = {
@@ -47,6 +50,7 @@ export const serveOptions = {
   'stop-timeout': { type: 'string' },
   prefork: { type: 'string' },
   'log-level': { type: 'string' },
+  ...queueServeOptions,
 } as const;
 
 function bad(flag: string, expected: string, got: string): never {
@@ -72,6 +76,7 @@ export function isLoopback(host: string): boolean {
 export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): SupervisorConfig {
   let values: Record<string, string | undefined>;
   try {
+    // --queue is the one flag that repeats (string[]): parseQueueOptions reads it.
     values = parseArgs({ args: argv, options: serveOptions, strict: true, allowPositionals: false }).values as Record<string, string | undefined>;
   } catch (error) {
     throw new ForkdError('FORKD_ERR_INVALID_ARG', `forkd serve: ${(error as Error).message}`);
@@ -111,5 +116,6 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     stopTimeoutMs: int(values, 'stop-timeout', 10_000, 0, 3_600_000),
     prefork: int(values, 'prefork', 0, 0, 1024),
     logLevel: values['log-level'] ?? 'info',
+    queue: parseQueueOptions(values, (flag, fallback, min, max) => int(values, flag, fallback, min, max)),
   };
 }

@@ -11,6 +11,7 @@ import { closeOnExec, handoverFds } from './restart/handover-fds';
 import { createHttpApi, HttpApi, HttpHandover } from './http/http-api';
 import { createLineServer, LineServer, LineServerState } from './line/line-server';
 import { Metrics } from './metrics';
+import type { QueueHandover, QueueHost } from './queue/queue-host';
 import type { RestartResult } from './runs/run-service';
 import { Supervisor, SupervisorHandover } from './runs/supervisor';
 import { StateLock } from './store/state-lock';
@@ -21,6 +22,8 @@ interface Handover {
   supervisor: SupervisorHandover;
   http: HttpHandover;
   line: LineServerState | null;
+  /** The jobs the queue front end holds (absent when it consumes no queue). */
+  queue?: QueueHandover | null;
   /** The state directory's lock (absent from a supervisor that held none). */
   lockFd?: number;
   restartResult: RestartResult;
@@ -33,6 +36,7 @@ interface Parts {
   supervisor?: Supervisor;
   http?: HttpApi;
   line?: LineServer | null;
+  queue?: QueueHost | null;
 }
 
 export async function main(config: SupervisorConfig): Promise<void> {
@@ -82,11 +86,12 @@ export async function main(config: SupervisorConfig): Promise<void> {
     await parts.http.listen();
     parts.line = config.linePort !== null ? createLineServer(parts.supervisor, config, { logger, inherited: inherited?.line ?? undefined, restartResult: inherited?.restartResult }) : null;
     if (parts.line !== null) await parts.line.listen();
+    parts.queue = config.queue !== null ? await startQueue(parts.supervisor, config, logger, metrics, inherited?.queue ?? undefined) : null;
     restarts = (inherited?.restarts ?? 0) + (inherited !== undefined ? 1 : 0);
   } catch (error) {
     return failStart(parts, error, logger);
   }
-  const { supervisor, http, line, lock } = parts as Required<Parts>;
+  const { supervisor, http, line, lock, queue } = parts as Required<Parts>;
   logger.info({ port: http.port(), linePort: line?.port() ?? null, socket: config.socket, app: config.app, stateDir: config.stateDir, restarts }, inherited ? 'forkd restarted' : 'forkd listening');
 
   let stopping: Promise<void> | null = null;
@@ -94,17 +99,20 @@ export async function main(config: SupervisorConfig): Promise<void> {
     (stopping ??= (async () => {
       logger.info({ stopTimeoutMs: config.stopTimeoutMs }, 'stopping');
       supervisor.beginStop();
+      queue?.beginStop(config.stopTimeoutMs);
       // A zygote still loading may never be done: a restart waiting for it
       // is answered (refused) now, and a first load ends here.
       supervisor.killLoadingZygotes();
       await Promise.all([http.close(), line?.close()]);
       await supervisor.shutdown(config.stopTimeoutMs);
+      // The outcomes of the runs that ended, then the Redis connections.
+      await queue?.close(5000);
       logger.info('stopped');
       process.exit(0);
     })());
   restart = () => void supervisor.restart().then((result) => logger.info(result, 'restart (SIGHUP)'));
   supervisor.onStop = stop;
-  supervisor.reexec = () => void reexec(supervisor, http, line, lock, restarts, logger, config);
+  supervisor.reexec = () => void reexec(supervisor, http, line, queue, lock, restarts, logger, config);
   // A bug must not take the run table down with it: log it and keep serving.
   process.on('uncaughtException', (error) => logger.error({ err: error }, 'uncaught exception in the supervisor'));
   process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection in the supervisor'));
@@ -140,11 +148,14 @@ let reexecuting = false;
  * synchronous stretch (libuv moves no byte in between), the state is written
  * and the supervisor execve()s itself, keeping exactly the fds it hands over.
  */
-async function reexec(supervisor: Supervisor, http: HttpApi, line: LineServer | null, lock: StateLock, restarts: number, logger: pino.Logger, config: SupervisorConfig): Promise<void> {
+async function reexec(supervisor: Supervisor, http: HttpApi, line: LineServer | null, queue: QueueHost | null, lock: StateLock, restarts: number, logger: pino.Logger, config: SupervisorConfig): Promise<void> {
   if (reexecuting) return;
   reexecuting = true;
   const result = supervisor.health().zygote;
   try {
+    // No job is being taken or delivered across the exec: the new image
+    // gets every held job's lock token and delivers its outcome.
+    await queue?.quiesce();
     await Promise.all([http.quiesce(), line?.quiesce()]);
     // A request that started on the HTTP side while the line side was still
     // quiescing (or the other way round) is waited for too.
@@ -155,6 +166,7 @@ async function reexec(supervisor: Supervisor, http: HttpApi, line: LineServer | 
       supervisor: supervisor.handover(),
       http: http.snapshot(),
       line: line?.snapshot() ?? null,
+      queue: queue?.snapshot() ?? null,
       lockFd: lock.fd,
       restartResult: { ok: true, appVersion: result.appVersion, loadedAt: result.loadedAt },
       restarts,
@@ -168,7 +180,18 @@ async function reexec(supervisor: Supervisor, http: HttpApi, line: LineServer | 
     supervisor.pauseZygotes(false);
     http.resume();
     line?.resume();
+    queue?.resume();
     supervisor.restartAborted();
     reexecuting = false;
   }
+}
+
+/** The queue front end, loaded only here: a daemon without --redis never loads BullMQ. */
+async function startQueue(supervisor: Supervisor, config: SupervisorConfig, logger: pino.Logger, metrics: Metrics, inherited: QueueHandover | undefined): Promise<QueueHost> {
+  const { QueueHost, runDirOf } = await import('./queue/queue-host');
+  const queueConfig = config.queue as NonNullable<SupervisorConfig['queue']>;
+  const host = new QueueHost(supervisor, queueConfig, { killGraceMs: config.killGraceMs, runDir: runDirOf(supervisor) }, logger, metrics);
+  supervisor.healthSource = host;
+  await host.start(inherited);
+  return host;
 }

@@ -13,6 +13,12 @@ export interface HandlerContext {
   pid: number;
   /** Fires on SIGTERM (terminate, timeout, daemon stop): stop cleanly. */
   signal: AbortSignal;
+  /**
+   * Reports how far the run has got (any JSON value, at most 64 KiB). A run
+   * of a queue job (forkd serve --queue) passes it on as the job's progress;
+   * the latest value wins. Throws a TypeError for a value JSON cannot carry.
+   */
+  progress(value: unknown): void;
 }
 
 export type Handler = (args: unknown, ctx: HandlerContext) => unknown;

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { fatalError } from '../child/exit';
 import { resultNotSerializable, serializeError } from '../child/job-child';
 import type { RunContext } from '../lib/job-types';
-import { STATUS_NEXT, overwriteFile } from '../protocol/run-files';
+import { MAX_PROGRESS_BYTES, PROGRESS_FILE, PROGRESS_NEXT, STATUS_NEXT, overwriteFile } from '../protocol/run-files';
 import type { ChildReport, MemoryUsage, SpawnRequest } from '../protocol/zygote-messages';
 import type { LoadedApp, HandlerContext } from './app-loader';
 
@@ -64,6 +64,20 @@ function writeStatus(runDir: string, report: ChildReport): void {
   }
 }
 
+/** ctx.progress(): the latest value replaces the file whole (run-files.ts says why a file). */
+function reportProgress(runDir: string, value: unknown): void {
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value);
+  } catch (error) {
+    throw new TypeError(`ctx.progress() needs a JSON value: ${(error as Error).message}`);
+  }
+  if (json === undefined) throw new TypeError('ctx.progress() needs a JSON value, got undefined');
+  if (Buffer.byteLength(json) > MAX_PROGRESS_BYTES) throw new TypeError(`ctx.progress() takes at most ${MAX_PROGRESS_BYTES} bytes of JSON, got ${Buffer.byteLength(json)}`);
+  overwriteFile(path.join(runDir, PROGRESS_NEXT), json);
+  renameSync(path.join(runDir, PROGRESS_NEXT), path.join(runDir, PROGRESS_FILE));
+}
+
 /** The job forkRun runs in the child: returns the report the zygote forwards. */
 export async function runRequest(app: LoadedApp, request: SpawnRequest, ctx: RunContext): Promise<ChildReport> {
   const stdout: OutputCounter = { bytes: 0, truncated: false };
@@ -83,7 +97,7 @@ export async function runRequest(app: LoadedApp, request: SpawnRequest, ctx: Run
     });
   });
   const handler = app.handlers.get(request.handler);
-  const hctx: HandlerContext = { runId: request.runId, pid: ctx.pid, signal: ctx.signal };
+  const hctx: HandlerContext = { runId: request.runId, pid: ctx.pid, signal: ctx.signal, progress: (value) => reportProgress(request.runDir, value) };
   try {
     if (handler === undefined) throw new Error(`unknown handler ${request.handler}`);
     if (app.afterFork !== null) await app.afterFork(hctx);

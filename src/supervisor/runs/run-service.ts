@@ -27,6 +27,27 @@ export interface HealthReport {
     handlers: string[];
   };
   runs: { running: number; retained: number; maxRunning: number };
+  /** Present when the daemon consumes queues (forkd serve --redis): supervisor/queue/queue-host.ts. */
+  queue?: QueueHealth;
+}
+
+export interface QueueHealth {
+  /** Whether the host can talk to Redis now; false makes the daemon 'degraded'. */
+  redis: 'connected' | 'disconnected';
+  lastError: string | null;
+  queues: string[];
+  /** Jobs this host holds (their runs running, or their outcomes not yet delivered). */
+  active: number;
+  /** Runs that have ended whose outcome is still to be written to Redis. */
+  undelivered: number;
+  /** Taking no new jobs (stopping, restarting). */
+  paused: boolean;
+}
+
+/** A part of the daemon that reports into /v1/health (the queue front end). */
+export interface HealthSource {
+  /** Its part of the report and whether it is healthy. */
+  health(): { queue: QueueHealth; ok: boolean };
 }
 
 export interface RestartResult {
@@ -58,6 +79,8 @@ export interface RunService {
   /** Path of the run's captured output file (exists once the run started). */
   outputPath(id: string, stream: OutputStream): string;
   health(): HealthReport;
+  /** Calls `listener` once for every run that ends, with its final record. */
+  onRunEnded(listener: (record: RunRecord) => void): () => void;
   restart(): Promise<RestartResult>;
   /** Stops the daemon gracefully. */
   stop(): Promise<void>;

@@ -41,6 +41,8 @@ export function newEntry(record: RunRecord, procStart: string | null, requestedA
 export class RunTable {
   private readonly runs = new Map<string, RunEntry>();
   private runningCount = 0;
+  /** Called once per run that ends, after its record is persisted (a queue front end delivers the outcome). */
+  readonly endListeners = new Set<(record: RunRecord) => void>();
 
   constructor(
     private readonly store: RunStore,
@@ -145,6 +147,13 @@ export class RunTable {
     this.persist(entry);
     for (const wake of entry.waiters) wake();
     entry.waiters.clear();
+    for (const listener of this.endListeners) {
+      try {
+        listener({ ...record });
+      } catch (error) {
+        this.logger.error({ runId: record.id, err: error }, 'a run-end listener threw');
+      }
+    }
     this.logger.info({ runId: record.id, state, exitCode: record.exitCode, signal: record.signal, durationMs: record.durationMs }, 'run ended');
     this.enforceRetention();
     this.store.refill();

@@ -22,7 +22,7 @@ import { procStartTime } from './proc';
 import { ZYGOTE_REPORT_GRACE_MS, Reaper } from './reaper';
 import { RunDeadlines } from './run-deadlines';
 import { RunRecord, RunState, runStates } from './run-record';
-import type { HealthReport, OutputStream, RestartResult, RunService, StartRunRequest } from './run-service';
+import type { HealthReport, HealthSource, OutputStream, RestartResult, RunService, StartRunRequest } from './run-service';
 import { RunEntry, RunTable, newEntry } from './run-table';
 
 export interface SupervisorHandover {
@@ -46,6 +46,8 @@ export class Supervisor implements RunService {
   reexec: (() => void) | null = null;
   /** Called by stop(): main.ts closes the front ends and exits. */
   onStop: (() => Promise<void>) | null = null;
+  /** Set by main.ts when the daemon consumes queues: its part of health(). */
+  healthSource: HealthSource | null = null;
 
   constructor(
     private readonly config: SupervisorConfig,
@@ -230,13 +232,20 @@ export class Supervisor implements RunService {
 
   health(): HealthReport {
     const zygote = this.zygotes.health();
+    const extra = this.healthSource?.health();
     return {
-      status: zygote.state === 'ready' ? 'ok' : 'degraded',
+      status: zygote.state === 'ready' && (extra?.ok ?? true) ? 'ok' : 'degraded',
       pid: process.pid,
       uptimeMs: Date.now() - this.startedAt,
       zygote,
       runs: { running: this.table.running, retained: this.table.size - this.table.running, maxRunning: this.config.maxRunning },
+      ...(extra !== undefined ? { queue: extra.queue } : {}),
     };
+  }
+
+  onRunEnded(listener: (record: RunRecord) => void): () => void {
+    this.table.endListeners.add(listener);
+    return () => this.table.endListeners.delete(listener);
   }
 
   /**

@@ -20,7 +20,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { ForkdError } from '../../errors';
-import { STATUS_NEXT, overwriteFile } from '../../protocol/run-files';
+import { PROGRESS_FILE, PROGRESS_NEXT, STATUS_NEXT, overwriteFile } from '../../protocol/run-files';
 import type { ChildReport } from '../../protocol/zygote-messages';
 import { RUN_ID_PATTERN } from '../../protocol/run-request';
 import { RunRecord, runStates } from '../runs/run-record';
@@ -67,7 +67,7 @@ const SPARES = 8;
 /** New ones are made only below this: freed runs' directories, recycled, usually keep the count up. */
 const SPARES_LOW = SPARES / 2;
 /** The files a run's directory may hold; a directory with anything else is not recycled. */
-const RUN_FILES = new Set(['record.json', 'record.next', 'record.prev', 'status.json', 'status.next', 'stdout', 'stderr']);
+const RUN_FILES = new Set(['record.json', 'record.next', 'record.prev', 'status.json', 'status.next', 'stdout', 'stderr', PROGRESS_FILE, PROGRESS_NEXT]);
 
 /**
  * Replaces dir/record.json atomically without allocating an inode: the new
@@ -240,6 +240,8 @@ export class RunStore {
     if (names.some((name) => !RUN_FILES.has(name))) throw new Error(`${dir} holds more than a run's files`);
     if (names.includes('status.json')) await fsp.rename(path.join(dir, 'status.json'), path.join(dir, STATUS_NEXT));
     await fsp.rm(path.join(dir, RECORD_PREV), { force: true });
+    // A recycled directory must not show the next run an old progress.
+    for (const name of [PROGRESS_FILE, PROGRESS_NEXT]) await fsp.rm(path.join(dir, name), { force: true });
     // The output files are unlinked, not reused: a reader (a follow) or a
     // process the run left behind may still hold them open.
     for (const name of ['stdout', 'stderr']) {
