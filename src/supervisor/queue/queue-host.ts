@@ -38,6 +38,8 @@ interface Consumer {
   name: string;
   worker: HostWorker;
   fetching: Promise<unknown> | null;
+  /** A job fetched whose run is being started (RunService.start in flight). */
+  taking: Promise<void> | null;
   loop: Promise<void> | null;
 }
 
@@ -95,7 +97,7 @@ export class QueueHost implements HealthSource {
       // the host's to log: unhandled, an 'error' event would throw.
       worker.on('error', (error: Error) => this.noteError(error, name));
       worker.on('lockRenewalFailed', (jobIds: string[]) => this.logger.warn({ queue: name, jobIds }, 'queue: could not renew the lock of jobs (another host may take them)'));
-      this.consumers.push({ name, worker, fetching: null, loop: null });
+      this.consumers.push({ name, worker, fetching: null, taking: null, loop: null });
     }
     // One connection of our own: health, and the cancellation keys and channel.
     this.redis = new Redis({ ...connection, maxRetriesPerRequest: null, lazyConnect: true });
@@ -166,11 +168,14 @@ export class QueueHost implements HealthSource {
         this.reserved--;
         continue;
       }
+      const taking = this.take(c, job, token);
+      c.taking = taking;
       try {
-        await this.take(c, job, token);
+        await taking;
       } catch (error) {
         this.logger.error({ err: error, queue: c.name, jobId: job.id }, 'queue: taking a job failed');
       } finally {
+        c.taking = null;
         this.reserved--;
       }
     }
@@ -330,7 +335,7 @@ export class QueueHost implements HealthSource {
     // that has a job in hand is let finish (its run starts).
     for (const c of this.consumers) if (c.fetching !== null) void c.worker.getBackend().disconnectBlocking(false).catch(() => {});
     const busy = (): Array<Promise<unknown>> => [
-      ...this.consumers.map((c) => c.fetching).filter((p): p is Promise<unknown> => p !== null),
+      ...this.consumers.flatMap((c) => [c.fetching, c.taking]).filter((p): p is Promise<unknown> => p !== null),
       ...[...this.held.values()].map((h) => h.delivering).filter((p): p is Promise<void> => p !== null),
     ];
     const deadline = Date.now() + ms;
