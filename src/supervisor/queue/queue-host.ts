@@ -66,6 +66,8 @@ export class QueueHost implements HealthSource {
   private tokenSeq = 0;
   /** Fetches under way: each holds a run slot until its job has started (or none came). */
   private reserved = 0;
+  /** Held jobs whose run has ended and whose outcome is not yet delivered. */
+  private ended = 0;
   private paused = false;
   private stopping = false;
   private closed = false;
@@ -120,7 +122,12 @@ export class QueueHost implements HealthSource {
 
   /** Connects, takes over what a previous image held, and starts taking jobs. */
   async start(inherited?: QueueHandover): Promise<void> {
-    this.unsubscribe = this.service.onRunEnded((record) => this.onRunEnded(record));
+    const offEnded = this.service.onRunEnded((record) => this.onRunEnded(record));
+    const offStarted = this.service.onRunStarted(() => this.onRunStarted());
+    this.unsubscribe = () => {
+      offEnded();
+      offStarted();
+    };
     for (const job of inherited?.jobs ?? []) this.adopt(job);
     this.redis.connect().catch((error: Error) => this.noteError(error, null));
     await this.cancels.start();
@@ -138,9 +145,14 @@ export class QueueHost implements HealthSource {
 
   // ---- taking jobs ------------------------------------------------------
 
+  /**
+   * A job holds its slot from its take to its delivered outcome, not only
+   * while its run runs: so the jobs active in Redis for this host never
+   * outnumber --max-running either.
+   */
   private freeSlots(): number {
     const { running, maxRunning } = this.service.health().runs;
-    return maxRunning - running - this.reserved;
+    return maxRunning - running - this.reserved - this.ended;
   }
 
   private async loop(c: Consumer): Promise<void> {
@@ -168,7 +180,12 @@ export class QueueHost implements HealthSource {
         this.reserved--;
         continue;
       }
-      const taking = this.take(c, job, token);
+      let reserved = true;
+      const release = (): void => {
+        if (reserved) this.reserved--;
+        reserved = false;
+      };
+      const taking = this.take(c, job, token, release);
       c.taking = taking;
       try {
         await taking;
@@ -176,12 +193,13 @@ export class QueueHost implements HealthSource {
         this.logger.error({ err: error, queue: c.name, jobId: job.id }, 'queue: taking a job failed');
       } finally {
         c.taking = null;
-        this.reserved--;
+        release();
       }
     }
   }
 
-  private async take(c: Consumer, job: Job, token: string): Promise<void> {
+  /** Starts the job's run; `release` hands the fetch's reserved slot over to it (the run counts from then on). */
+  private async take(c: Consumer, job: Job, token: string, release: () => void): Promise<void> {
     const jobId = job.id as string;
     const key = `${c.name}\0${jobId}`;
     const already = this.held.get(key);
@@ -206,7 +224,9 @@ export class QueueHost implements HealthSource {
     this.hold(held, job.processedOn ?? Date.now());
     let record: RunRecord;
     try {
-      record = await this.service.start(runRequestFor(c.name, job, runId));
+      const request = runRequestFor(c.name, job, runId);
+      release();
+      record = await this.service.start(request);
     } catch (error) {
       this.byRun.delete(runId);
       held.outcome = refusal(error as Error);
@@ -257,6 +277,17 @@ export class QueueHost implements HealthSource {
     held.progress.start();
   }
 
+  /**
+   * Another run (HTTP, line protocol, another queue's job) took a slot a
+   * blocked fetch of ours had counted on: the fetch is cut short, so no job
+   * is taken into a slot that is no longer free. (A job that still comes in
+   * the same instant is given back at once: refusal() below.)
+   */
+  private onRunStarted(): void {
+    if (this.freeSlots() >= 0) return;
+    for (const c of this.consumers) if (c.fetching !== null) void c.worker.getBackend().disconnectBlocking(false).catch(() => {});
+  }
+
   // ---- runs ending ------------------------------------------------------
 
   private onRunEnded(record: RunRecord): void {
@@ -264,6 +295,7 @@ export class QueueHost implements HealthSource {
     const held = this.byRun.get(record.id);
     if (held === undefined || held.record !== null) return;
     held.record = record;
+    this.ended++;
     if (held.killTimer !== null) clearTimeout(held.killTimer);
     held.outcome = this.outcomeAfterStop(held, record);
     // While a restart is quiescing, outcomes wait for the next image.
@@ -286,6 +318,8 @@ export class QueueHost implements HealthSource {
   }
 
   private forget(held: HeldJob): void {
+    if (held.record !== null) this.ended--;
+    this.wake();
     held.worker.release(held.jobId);
     held.progress?.close();
     this.held.delete(`${held.queue}\0${held.jobId}`);

@@ -81,6 +81,8 @@ export interface RunService {
   health(): HealthReport;
   /** Calls `listener` once for every run that ends, with its final record. */
   onRunEnded(listener: (record: RunRecord) => void): () => void;
+  /** Calls `listener` when a run takes a slot (recorded as running, just before its fork). */
+  onRunStarted(listener: (record: RunRecord) => void): () => void;
   restart(): Promise<RestartResult>;
   /** Stops the daemon gracefully. */
   stop(): Promise<void>;

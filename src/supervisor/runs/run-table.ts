@@ -43,6 +43,8 @@ export class RunTable {
   private runningCount = 0;
   /** Called once per run that ends, after its record is persisted (a queue front end delivers the outcome). */
   readonly endListeners = new Set<(record: RunRecord) => void>();
+  /** Called when a run is added as running, before its fork (a queue front end stops taking jobs into the slot). */
+  readonly startListeners = new Set<(record: RunRecord) => void>();
 
   constructor(
     private readonly store: RunStore,
@@ -65,7 +67,9 @@ export class RunTable {
 
   add(entry: RunEntry): void {
     this.runs.set(entry.record.id, entry);
-    if (entry.record.state === 'running') this.countRunning(+1);
+    if (entry.record.state !== 'running') return;
+    this.countRunning(+1);
+    for (const listener of this.startListeners) listener(entry.record);
   }
 
   /** The entry of `id`, or FORKD_ERR_RUN_NOT_FOUND. */

@@ -248,6 +248,11 @@ export class Supervisor implements RunService {
     return () => this.table.endListeners.delete(listener);
   }
 
+  onRunStarted(listener: (record: RunRecord) => void): () => void {
+    this.table.startListeners.add(listener);
+    return () => this.table.startListeners.delete(listener);
+  }
+
   /**
    * A restart: the application is loaded anew in a fresh zygote, which
    * replaces the current one once ready (zygote-set.ts reload()), and then
