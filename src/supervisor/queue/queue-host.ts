@@ -38,8 +38,8 @@ interface Consumer {
   name: string;
   worker: HostWorker;
   fetching: Promise<unknown> | null;
-  /** A job fetched whose run is being started (RunService.start in flight). */
-  taking: Promise<void> | null;
+  /** Jobs fetched whose runs are being started (RunService.start in flight). */
+  taking: Set<Promise<void>>;
   loop: Promise<void> | null;
 }
 
@@ -99,7 +99,7 @@ export class QueueHost implements HealthSource {
       // the host's to log: unhandled, an 'error' event would throw.
       worker.on('error', (error: Error) => this.noteError(error, name));
       worker.on('lockRenewalFailed', (jobIds: string[]) => this.logger.warn({ queue: name, jobIds }, 'queue: could not renew the lock of jobs (another host may take them)'));
-      this.consumers.push({ name, worker, fetching: null, taking: null, loop: null });
+      this.consumers.push({ name, worker, fetching: null, taking: new Set(), loop: null });
     }
     // One connection of our own: health, and the cancellation keys and channel.
     this.redis = new Redis({ ...connection, maxRetriesPerRequest: null, lazyConnect: true });
@@ -185,16 +185,16 @@ export class QueueHost implements HealthSource {
         if (reserved) this.reserved--;
         reserved = false;
       };
-      const taking = this.take(c, job, token, release);
-      c.taking = taking;
-      try {
-        await taking;
-      } catch (error) {
-        this.logger.error({ err: error, queue: c.name, jobId: job.id }, 'queue: taking a job failed');
-      } finally {
-        c.taking = null;
-        release();
-      }
+      // Not awaited: the next fetch from Redis overlaps this job's fork (one
+      // fetch at a time, each into a slot of its own, so the bound holds).
+      const jobId = job.id;
+      const taking: Promise<void> = this.take(c, job, token, release)
+        .catch((error) => this.logger.error({ err: error, queue: c.name, jobId }, 'queue: taking a job failed'))
+        .finally(() => {
+          c.taking.delete(taking);
+          release();
+        });
+      c.taking.add(taking);
     }
   }
 
@@ -369,7 +369,7 @@ export class QueueHost implements HealthSource {
     // that has a job in hand is let finish (its run starts).
     for (const c of this.consumers) if (c.fetching !== null) void c.worker.getBackend().disconnectBlocking(false).catch(() => {});
     const busy = (): Array<Promise<unknown>> => [
-      ...this.consumers.flatMap((c) => [c.fetching, c.taking]).filter((p): p is Promise<unknown> => p !== null),
+      ...this.consumers.flatMap((c) => [c.fetching, ...c.taking]).filter((p): p is Promise<unknown> => p !== null),
       ...[...this.held.values()].map((h) => h.delivering).filter((p): p is Promise<void> => p !== null),
     ];
     const deadline = Date.now() + ms;
