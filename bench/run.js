@@ -5,13 +5,14 @@
 // A benchmark, never a test: it does not fail on a slow machine.
 //
 // Knobs (environment): FORKD_BENCH_QUICK=1 for a short smoke run;
-// FORKD_BENCH_SCENARIOS=latency,physical,throughput,memory,scaling,daemon;
+// FORKD_BENCH_SCENARIOS=latency,physical,throughput,memory,scaling,daemon,queue;
 // FORKD_BENCH_N, FORKD_BENCH_BASELINE_N, FORKD_BENCH_BASELINE_N_LARGE,
 // FORKD_BENCH_HEAP_MB, FORKD_BENCH_MEMORY_MB, FORKD_BENCH_SIZES,
 // FORKD_BENCH_DURATION, FORKD_BENCH_C_DURATION, FORKD_BENCH_PREFORK_DURATION,
 // FORKD_BENCH_HTTP_DURATION,
 // FORKD_BENCH_CONCURRENCY, FORKD_BENCH_BURST, FORKD_BENCH_BURST_SAMPLES,
-// FORKD_BENCH_BLOCKS, FORKD_BENCH_OUT. See docs/PERFORMANCE.md.
+// FORKD_BENCH_BLOCKS, FORKD_BENCH_QUEUE_N, FORKD_BENCH_QUEUE_JOBS,
+// FORKD_BENCH_QUEUE_CONCURRENCY, FORKD_BENCH_OUT. See docs/PERFORMANCE.md.
 'use strict';
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -23,6 +24,7 @@ const { measureSize } = require('./lib/measure');
 const report = require('./lib/report');
 const { startLatencyChart } = require('./lib/svg');
 const { runDaemonScenarios } = require('./scenarios/daemon');
+const { runQueueScenario, queueTable } = require('./scenarios/queue');
 const { withPackageCopy } = require('./lib/package-copy');
 
 const log = (line) => process.stderr.write(`${line}\n`);
@@ -127,6 +129,10 @@ async function suite(started) {
     });
     for (const [name, v] of Object.entries(results.daemon)) if (v.skipped) log(`note: ${name} skipped: ${v.skipped}`);
   }
+  if (cfg.scenarios.has('queue')) {
+    results.queue = await runQueueScenario({ heapMb: cfg.heapMb, n: cfg.queueN, jobs: cfg.queueJobs, concurrency: cfg.queueConcurrency });
+    if (results.queue.skipped) log(`note: queue skipped: ${results.queue.skipped}`);
+  }
 
   const app = results.sizes.find((r) => r.mb === cfg.heapMb);
   const memory = results.sizes.find((r) => r.mb === cfg.memoryMb && r.forkd?.memory);
@@ -173,6 +179,10 @@ async function suite(started) {
   if (scaling.length > 0) {
     print('\nPer heap size, side by side (issue 2)');
     for (const r of scaling) print(`\n${report.sizeTable(r)}`);
+  }
+  if (results.queue && !results.queue.skipped) {
+    print(`\n6. A BullMQ queue, ${cfg.heapMb} MB app, concurrency ${results.queue.concurrency} per executor: jobs/s (${results.queue.jobs} trivial jobs added at once), Queue.add to the handler's first line (ms, ${results.queue.n} jobs one at a time), PSS of the executor's process tree per job running`);
+    print(queueTable(results.queue));
   }
   print('\nTargets (issues 2 and 5; ratios measured in this run)');
   print(report.targetsTable(results.targets));
