@@ -65,8 +65,11 @@ Queue mode (docs/QUEUE.md): the daemon becomes a BullMQ worker of each --queue.
   --stalled-interval-ms N    how often to look for other hosts' stalled jobs (default 30000)
   --max-stalled-count N      stalls a job may have before it fails (default 1)
   --queue-prefix PREFIX      BullMQ's key prefix (default bull)
-A host takes a job only into a free --max-running slot. forkd stop gives the
-jobs of runs it has to terminate back to the queue; forkd restart keeps them.
+A host takes a job only into a free --max-running slot. A handler's error
+named UnrecoverableError fails the job for good (no retry). Delivery is at
+least once: a dead host's jobs run again elsewhere after the stalled check.
+forkd stop gives the jobs of runs it has to terminate back to the queue;
+forkd restart keeps them (none re-delivered).
 
 Exits 1 at once, with one line on stderr, when an address cannot be listened
 on (--port, --line-port, --socket busy) or another daemon holds --state-dir.
