@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include "child_platform.h"
+#include "claim.h"
 #include "dontfork.h"
 #include "exec.h"
 #include "exit.h"
@@ -14,6 +16,7 @@
 #include "mmap_layout.h"
 #include "process.h"
 #include "signals.h"
+#include "term_watchdog.h"
 #include "wait.h"
 
 namespace forkd {
@@ -30,6 +33,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("threadCount", Napi::Function::New(env, ThreadCount));
   exports.Set("platformWorkers", Napi::Function::New(env, PlatformWorkers));
   exports.Set("isForkedChild", Napi::Function::New(env, IsForkedChild));
+  exports.Set("isNeutralisedFd", Napi::Function::New(env, IsNeutralisedFd));
+  exports.Set("stopChildPlatformThreads", Napi::Function::New(env, StopChildPlatformThreadsJs));
+  exports.Set("childPlatformThreads", Napi::Function::New(env, ChildPlatformThreadsJs));
   exports.Set("dontforkMappings", Napi::Function::New(env, DontforkMappings));
   exports.Set("madviseFilterInstalled", Napi::Function::New(env, MadviseFilterInstalled));
   exports.Set("majorGcCount", Napi::Function::New(env, MajorGcCount));
@@ -37,8 +43,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("mmapLayoutCompact", Napi::Function::New(env, MmapLayoutCompact));
   exports.Set("exitNow", Napi::Function::New(env, ExitNow));
   exports.Set("dieBySignal", Napi::Function::New(env, DieBySignal));
+  exports.Set("armTermWatchdog", Napi::Function::New(env, ArmTermWatchdog));
+  exports.Set("termHandled", Napi::Function::New(env, TermHandled));
   exports.Set("writeSync", Napi::Function::New(env, WriteSync));
   exports.Set("armDrainWatch", Napi::Function::New(env, ArmDrainWatch));
+  exports.Set("installExitHandler", Napi::Function::New(env, InstallExitHandler));
   exports.Set("watchExit", Napi::Function::New(env, WatchExit));
   exports.Set("refExit", Napi::Function::New(env, RefExit));
   exports.Set("cancelExitWatch", Napi::Function::New(env, CancelExitWatch));
@@ -53,10 +62,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setProcessTitle", Napi::Function::New(env, SetProcessTitle));
   exports.Set("setDeathSignal", Napi::Function::New(env, SetDeathSignal));
   exports.Set("setChildSubreaper", Napi::Function::New(env, SetChildSubreaper));
+  exports.Set("setDumpable", Napi::Function::New(env, SetDumpable));
   exports.Set("redirectFd", Napi::Function::New(env, RedirectFd));
   exports.Set("closeFdsExcept", Napi::Function::New(env, CloseFdsExcept));
   exports.Set("openFds", Napi::Function::New(env, OpenFds));
   exports.Set("pipe", Napi::Function::New(env, Pipe));
+  exports.Set("socketPair", Napi::Function::New(env, SocketPair));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd));
   exports.Set("dupFd", Napi::Function::New(env, DupFd));
   exports.Set("keepPipePath", Napi::Function::New(env, KeepPipePath));
@@ -65,6 +76,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setCloexec", Napi::Function::New(env, SetCloexecJs));
   exports.Set("lockExclusive", Napi::Function::New(env, LockExclusive));
   exports.Set("jobPipe", Napi::Function::New(env, JobPipe));
+  exports.Set("renameFile", Napi::Function::New(env, RenameFile));
   exports.Set("readJobLine", Napi::Function::New(env, ReadJobLine));
   exports.Set("writeJobLine", Napi::Function::New(env, WriteJobLine));
   return exports;

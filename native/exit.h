@@ -11,7 +11,11 @@ Napi::Value FlushStdioJs(const Napi::CallbackInfo& info);
 Napi::Value DieBySignal(const Napi::CallbackInfo& info);
 // JS: writeSync(fd, buffer, timeoutMs) -> bytes written; waits out EAGAIN.
 Napi::Value WriteSync(const Napi::CallbackInfo& info);
-// JS: armDrainWatch(callback): in a forked child, calls callback when the
-// event loop is about to run dry (nothing but this watch keeps it alive).
+// JS: armDrainWatch(process): in a forked child, when the event loop is
+// about to run dry (nothing but this watch keeps it alive), emits
+// 'beforeExit', then 'exit', and calls process.reallyExit(), as Node does.
 Napi::Value ArmDrainWatch(const Napi::CallbackInfo& info);
+// JS: installExitHandler(): in a forked child, Node's own exits (after an
+// uncaught exception, process.reallyExit) flush stdio and _exit(code).
+Napi::Value InstallExitHandler(const Napi::CallbackInfo& info);
 }  // namespace forkd

@@ -13,7 +13,8 @@
 //   5. Parent: restore the signal mask, release the parked threads. Done.
 //   6. Child: PR_SET_PDEATHSIG and the parent check (no orphan may outlive a
 //      parent that died before prctl); repair the loop (RepairLoop); call
-//      uv_loop_fork(); bring the loop clock up to date; restore the mask.
+//      uv_loop_fork(); bring the loop clock up to date; give the platform
+//      worker threads of its own (child_platform.cc); restore the mask.
 //      The child returns into JS, but never back into the caller's code: the
 //      JS layer runs only the job and leaves through _exit (exit.cc).
 #include "fork.h"
@@ -22,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 #include <uv.h>
@@ -30,6 +32,7 @@
 #include <set>
 #include <string>
 
+#include "child_platform.h"
 #include "child_state.h"
 #include "dontfork.h"
 #include "errors.h"
@@ -40,6 +43,14 @@ namespace forkd {
 bool g_is_forked_child = false;
 
 namespace {
+
+// The placeholder every inherited I/O fd of this child now refers to (set in
+// the child by RepairLoop): JS asks whether a socket's fd is one of them, to
+// refuse writes to the parent's connections with an error that says so
+// (src/child/inherited-sockets.ts).
+bool g_have_placeholder = false;
+dev_t g_placeholder_dev = 0;
+ino_t g_placeholder_ino = 0;
 
 struct uv_queue_links {
   uv_queue_links* next;
@@ -56,6 +67,31 @@ struct RepairContext {
   int placeholder;
   const std::set<int>* keep;
 };
+
+// The requests the parent had queued on an inherited handle (a connect in
+// progress, writes not yet flushed, a shutdown) are the parent's: their
+// callbacks must not run in the child. libuv runs them with ECANCELED when the
+// handle is closed, unregistering each from the loop's request count, which
+// the child starts at zero (RepairLoop): a child that destroyed an inherited
+// socket with writes queued, or one still connecting (ioredis's connect
+// timeout did), died of libuv's assertion in uv__req_unregister.
+void ForgetRequests(uv_handle_t* handle) {
+  if (handle->type == UV_UDP) {
+    auto* udp = reinterpret_cast<uv_udp_t*>(handle);
+    QueueInit(&udp->write_queue);
+    QueueInit(&udp->write_completed_queue);
+    udp->send_queue_size = 0;
+    udp->send_queue_count = 0;
+    return;
+  }
+  if (handle->type != UV_TCP && handle->type != UV_NAMED_PIPE && handle->type != UV_TTY) return;
+  auto* stream = reinterpret_cast<uv_stream_t*>(handle);
+  stream->connect_req = nullptr;
+  stream->shutdown_req = nullptr;
+  QueueInit(&stream->write_queue);
+  QueueInit(&stream->write_completed_queue);
+  stream->write_queue_size = 0;
+}
 
 // Inherited I/O handles would be re-armed by uv_loop_fork(): the child would
 // accept() on the parent's servers, steal reads from its sockets and pipes and
@@ -80,6 +116,7 @@ void RepairHandle(uv_handle_t* handle, void* arg) {
       // Closing an inherited unix-socket server in the child must not unlink
       // the parent's socket path (libuv unlinks pipe_fname on close).
       if (handle->type == UV_NAMED_PIPE) reinterpret_cast<uv_pipe_t*>(handle)->pipe_fname = nullptr;
+      ForgetRequests(handle);
       uv_unref(handle);
       break;
     }
@@ -134,6 +171,12 @@ int RepairLoop(uv_loop_t* loop, const std::set<int>& keep) {
   if (pipe2(pipefd, O_CLOEXEC) != 0) return -errno;
   // The write end stays open (and unused) so the read end never sees EOF.
   RepairContext ctx{pipefd[0], &keep};
+  struct stat st;
+  if (fstat(pipefd[0], &st) == 0) {
+    g_have_placeholder = true;
+    g_placeholder_dev = st.st_dev;
+    g_placeholder_ino = st.st_ino;
+  }
   // The inotify fd refers to the same inotify instance as the parent's: the
   // uv_fs_event_stop() calls below would inotify_rm_watch() the parent's own
   // watches (its fs.watch() went silent after the first fork). Point the
@@ -183,9 +226,13 @@ Napi::Value Fork(const Napi::CallbackInfo& info) {
   std::string error;
   if (!EnsureHeapForkable(&error)) return ThrowErrno(env, EIO, "fork", error.c_str());
 
-  // Step 2. A forked child has no platform threads to park.
+  // Step 2. A forked child has no platform threads of Node's to park, and
+  // stops its own (child_platform.cc).
   if (!g_is_forked_child && !ParkPlatformWorkers(park_timeout_ms, &error))
     return ThrowErrno(env, EBUSY, "fork", error.c_str());
+  if (g_is_forked_child && !StopChildPlatformThreads())
+    return ThrowErrno(env, EBUSY, "fork", "a worker_threads Worker of this child is still running; terminate it first");
+  int platform_threads = g_is_forked_child ? 0 : PlatformWorkerCount();
 
   // Step 3.
   sigset_t all, old;
@@ -217,6 +264,8 @@ Napi::Value Fork(const Napi::CallbackInfo& info) {
   }
   int err = RepairLoop(loop, keep);
   if (err != 0) ChildFailed("repairing the event loop", err);
+  // Worker-thread tasks get threads again, as many as the parent parked.
+  InstallChildPlatform(platform_threads);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   return Napi::Number::New(env, 0);
 }
@@ -238,6 +287,17 @@ Napi::Value PlatformWorkers(const Napi::CallbackInfo& info) {
 
 Napi::Value IsForkedChild(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), g_is_forked_child);
+}
+
+Napi::Value IsNeutralisedFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) return Napi::Boolean::New(env, false);
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  struct stat st;
+  // A nested child made its own placeholder: the fds it inherited were
+  // pointed at that one by its own repair.
+  bool same = g_have_placeholder && fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == g_placeholder_dev && st.st_ino == g_placeholder_ino;
+  return Napi::Boolean::New(env, same);
 }
 
 }  // namespace forkd

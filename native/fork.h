@@ -8,4 +8,6 @@ Napi::Value Fork(const Napi::CallbackInfo& info);
 Napi::Value ThreadCount(const Napi::CallbackInfo& info);
 Napi::Value PlatformWorkers(const Napi::CallbackInfo& info);
 Napi::Value IsForkedChild(const Napi::CallbackInfo& info);
+// JS: isNeutralisedFd(fd) -> true when fd is this child's placeholder for an inherited handle
+Napi::Value IsNeutralisedFd(const Napi::CallbackInfo& info);
 }  // namespace forkd

@@ -1,6 +1,6 @@
 // Process control a daemon and its children need: identity, sessions and
-// groups, the name `ps` shows, parent-death and subreaper flags, stdio
-// redirection and fd hygiene.
+// groups, the name `ps` shows, parent-death, subreaper and dumpable flags,
+// stdio redirection and fd hygiene.
 #include "process.h"
 
 #include <dirent.h>
@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <uv.h>
@@ -66,6 +67,15 @@ Napi::Value SetDeathSignal(const Napi::CallbackInfo& info) {
 Napi::Value SetChildSubreaper(const Napi::CallbackInfo& info) {
   bool on = info.Length() < 1 || info[0].ToBoolean().Value();
   if (prctl(PR_SET_CHILD_SUBREAPER, on ? 1 : 0) != 0) return ThrowErrno(info.Env(), errno, "prctl");
+  return info.Env().Undefined();
+}
+
+// setDumpable(false): other processes of this user (the zygote, every run)
+// can no longer read this one's /proc/PID/environ, mem or fd/, nor ptrace
+// it; root still can. The kernel resets the flag at every execve.
+Napi::Value SetDumpable(const Napi::CallbackInfo& info) {
+  bool on = info.Length() >= 1 && info[0].ToBoolean().Value();
+  if (prctl(PR_SET_DUMPABLE, on ? 1 : 0) != 0) return ThrowErrno(info.Env(), errno, "prctl");
   return info.Env().Undefined();
 }
 
@@ -131,6 +141,19 @@ Napi::Value CloseFdsExcept(const Napi::CallbackInfo& info) {
 Napi::Value Pipe(const Napi::CallbackInfo& info) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return ThrowErrno(info.Env(), errno, "pipe2", errno == EMFILE ? "too many open files (ulimit -n)" : nullptr);
+  Napi::Array out = Napi::Array::New(info.Env(), 2);
+  out.Set(0u, fds[0]);
+  out.Set(1u, fds[1]);
+  return out;
+}
+
+// socketpair(AF_UNIX, SOCK_STREAM) -> [fd, fd], both close-on-exec and
+// blocking. Unlike a pipe's, a socket's fd cannot be opened again through
+// /proc/PID/fd/N (ENXIO): bytes waiting in it are readable only by a process
+// that holds the fd itself.
+Napi::Value SocketPair(const Napi::CallbackInfo& info) {
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) return ThrowErrno(info.Env(), errno, "socketpair");
   Napi::Array out = Napi::Array::New(info.Env(), 2);
   out.Set(0u, fds[0]);
   out.Set(1u, fds[1]);

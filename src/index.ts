@@ -1,12 +1,14 @@
 // The package root: the library API. Loading it installs, once, what forking
-// needs from the start: the madvise filter (native), timer and Worker
-// tracking, and the random-stream wrappers; and forkd's own code is compiled
+// needs from the start: the madvise filter (native), timer, Worker and fs
+// write tracking, and the random-stream wrappers; and forkd's own code is compiled
 // eagerly, so that children inherit it compiled (lib/warm-child-path.ts).
 import { endEagerCompile } from './lib/warm-child-path';
 import { installRandomWrappers } from './lib/random';
 import { installTracking } from './lib/tracking';
+import { installWriteTracking } from './lib/write-tracking';
 
 installTracking();
+installWriteTracking();
 installRandomWrappers();
 
 export { fork } from './lib/fork';

@@ -17,6 +17,8 @@ export interface Native {
   threadCount(): number;
   platformWorkers(): number;
   isForkedChild(): boolean;
+  /** In a forked child: true when fd now refers to the placeholder that replaced an inherited handle's fd. */
+  isNeutralisedFd(fd: number): boolean;
   dontforkMappings(): number;
   madviseFilterInstalled(): boolean;
   compactMmapLayout(): boolean;
@@ -24,9 +26,16 @@ export interface Native {
   mmapLayoutCompact(): boolean;
   exitNow(code: number): never;
   dieBySignal(signo: number): never;
+  /** In a forked child with a SIGTERM listener: the first SIGTERM arms a timer; the child dies of SIGTERM when it fires. */
+  armTermWatchdog(respondMs: number): void;
+  /** The SIGTERM listener ran and the job listens: the timer moves to graceMs after the first SIGTERM (< 0: disarmed). */
+  termHandled(graceMs: number): void;
   writeSync(fd: number, data: Buffer, timeoutMs: number): number;
   flushStdio(): void;
-  armDrainWatch(callback: (phase: 'beforeExit' | 'exit') => void): void;
+  armDrainWatch(processObject: NodeJS.Process): void;
+  installExitHandler(): void;
+  stopChildPlatformThreads(): boolean;
+  childPlatformThreads(): number;
   watchExit(pid: number, callback: (info: NativeExitInfo) => void): number;
   refExit(id: number, ref: boolean): void;
   cancelExitWatch(id: number): void;
@@ -41,10 +50,14 @@ export interface Native {
   setProcessTitle(title: string): void;
   setDeathSignal(signo: number): void;
   setChildSubreaper(on: boolean): void;
+  /** prctl(PR_SET_DUMPABLE): false hides this process's /proc/PID/environ, mem and fd/ from its user's other processes. */
+  setDumpable(on: boolean): void;
   redirectFd(path: string, fd: number, append: boolean, mode: number): void;
   closeFdsExcept(keep: number[]): number;
   openFds(): number[];
   pipe(): [number, number];
+  /** A unix stream socketpair, both ends close-on-exec; unlike a pipe, not reopenable through /proc/PID/fd. */
+  socketPair(): [number, number];
   closeFd(fd: number): void;
   dupFd(fd: number): number;
   keepPipePath(fd: number): void;
@@ -53,6 +66,8 @@ export interface Native {
   setCloexec(fds: number[]): void;
   /** flock(fd, LOCK_EX | LOCK_NB): false when another open file holds the lock. */
   lockExclusive(fd: number): boolean;
+  /** rename(from, to): true once renamed, false on any failure (a run child's claim). */
+  renameFile(from: string, to: string): boolean;
   /** A prefork child's job pipe: [readFd, writeFd], close-on-exec, the write end non-blocking. */
   jobPipe(): [number, number];
   /** Blocks for one whole line on fd: the line, null at EOF first, undefined when a signal waits for the loop. */

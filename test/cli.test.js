@@ -20,7 +20,7 @@ function oneLineError(res, status, part) {
 
 const withDaemon = suite('cli: client commands');
 withDaemon.before(async () => {
-  d = await startDaemon({ app: 'test/fixtures/http-app.js', args: ['--kill-grace-ms', '300', '--max-running', '4'] });
+  d = await startDaemon({ app: 'test/fixtures/http-app.js', args: ['--kill-grace-ms', '300', '--max-running', '4', '--allow-env', 'A'] });
 });
 withDaemon.after(async () => {
   await d.stop();
@@ -116,15 +116,18 @@ withDaemon('logs -f into a reader that goes away (| head) ends quietly with stat
   await forkd('kill', 'cli-pipe');
 });
 
-withDaemon('kill sends SIGTERM by default, --signal another; a finished run is an error', async () => {
+withDaemon('kill sends SIGTERM by default (SIGKILL follows after --kill-grace-ms), --signal another; a finished run is an error', async () => {
   assert.is((await forkd('run', 'stubborn', '--id', 'cli-k')).code, 0);
   await until(async () => (await d.request({ path: '/v1/runs/cli-k' })).json.pid, 2000, 'a pid');
   const term = await forkd('kill', 'cli-k');
   assert.is(term.code, 0, term.stderr);
-  assert.is((await d.request({ path: '/v1/runs/cli-k?waitMs=200' })).json.state, 'running', 'it ignores SIGTERM');
-  assert.is((await forkd('kill', 'cli-k', '--signal', 'KILL')).code, 0);
+  assert.is((await d.request({ path: '/v1/runs/cli-k?waitMs=50' })).json.state, 'running', 'it ignores SIGTERM');
   const rec = (await d.request({ path: '/v1/runs/cli-k?waitMs=5000' })).json;
-  assert.is(rec.signal, 'SIGKILL');
+  assert.is(rec.signal, 'SIGKILL', 'the kill grace is over');
+  assert.is((await forkd('run', 'stubborn', '--id', 'cli-k2')).code, 0);
+  await until(async () => (await d.request({ path: '/v1/runs/cli-k2' })).json.pid, 2000, 'a pid');
+  assert.is((await forkd('kill', 'cli-k2', '--signal', 'KILL')).code, 0);
+  assert.is((await d.request({ path: '/v1/runs/cli-k2?waitMs=5000' })).json.signal, 'SIGKILL');
   oneLineError(await forkd('kill', 'cli-k'), 1, 'already ended');
   oneLineError(await forkd('kill', 'cli-k', '-s', 'SIGWHAT'), 1, 'SIGWHAT');
 });
@@ -236,6 +239,19 @@ offline('--help on the top level and on every command exits 0; no command is a u
   const none = await cli([]);
   assert.is(none.code, 2);
   assert.match(none.stderr, /^Usage: forkd COMMAND/);
+});
+
+offline('--version and -v print the package version; an unknown command says so once', async () => {
+  const { version } = require('../package.json');
+  for (const args of [['--version'], ['-v'], ['ps', '--version'], ['serve', '-v']]) {
+    const res = await cli(args);
+    assert.is(res.code, 0, `${args.join(' ')}: ${res.stderr}`);
+    assert.is(res.stdout, `${version}\n`, args.join(' '));
+    assert.is(res.stderr, '');
+  }
+  const unknown = await cli(['frobnicate']);
+  oneLineError(unknown, 2, 'unknown command "frobnicate"');
+  assert.is(unknown.stderr, `forkd: unknown command "frobnicate" (see 'forkd --help')\n`);
 });
 
 offline('serve: bad flags are usage errors (exit 2, one line)', async () => {

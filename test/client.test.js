@@ -26,7 +26,7 @@ let d;
 let client;
 const tcp = suite('client: against a daemon over TCP');
 tcp.before(async () => {
-  d = await startDaemon({ app: 'test/fixtures/http-app.js', args: ['--kill-grace-ms', '300', '--max-running', '3'] });
+  d = await startDaemon({ app: 'test/fixtures/http-app.js', args: ['--kill-grace-ms', '300', '--max-running', '3', '--allow-env', 'K'] });
   client = new ForkdClient({ url: d.url });
 });
 tcp.after(async () => {

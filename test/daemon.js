@@ -78,14 +78,18 @@ function request(target, { method = 'GET', path: urlPath, body, headers = {}, so
  * Starts `forkd serve --app <app> --port 0 --state-dir <dir>/state [--token
  * <token>] ...args` in `dir` (a new temp dir by default) and resolves once it
  * listens and its zygote is ready. `args` carry everything else the test
- * relies on (`--line-port 0`, `--kill-grace-ms`, limits).
+ * relies on (`--line-port 0`, `--kill-grace-ms`, limits); `bin` is another
+ * `forkd` (an installed package's), `env` adds variables, `uid`/`gid` run it
+ * as another user, `stdin` is its stdin (an fd, default none). With `zygoteReady:
+ * false` it resolves once it listens, whatever its zygote does.
  */
-async function startDaemon({ app = 'test/fixtures/app.js', args = [], token, dir = tmpDir(), readyMs = 20000 } = {}) {
+async function startDaemon({ app = 'test/fixtures/app.js', args = [], token, dir = tmpDir(), readyMs = 20000, bin = CLI, env = {}, uid, gid, stdin = 'ignore', zygoteReady = true } = {}) {
   const stateDir = path.join(dir, 'state');
-  const child = spawn(process.execPath, [CLI, 'serve', '--app', path.resolve(root, app), '--port', '0', '--state-dir', stateDir, ...(token ? ['--token', token] : []), ...args], {
+  const child = spawn(process.execPath, [bin, 'serve', '--app', path.resolve(root, app), '--port', '0', '--state-dir', stateDir, ...(token ? ['--token', token] : []), ...args], {
     cwd: dir,
-    env: cleanEnv(),
-    stdio: ['ignore', 'ignore', 'pipe'],
+    env: cleanEnv(env),
+    stdio: [stdin, 'ignore', 'pipe'],
+    ...(uid !== undefined ? { uid, gid } : {}),
   });
   const logs = [];
   let stderr = '';
@@ -182,7 +186,7 @@ async function startDaemon({ app = 'test/fixtures/app.js', args = [], token, dir
     daemon.port = listening.port;
     daemon.linePort = listening.linePort;
     daemon.url = `http://127.0.0.1:${listening.port}`;
-    await daemon.waitLog((r) => r.msg === 'zygote ready', readyMs, "'zygote ready'");
+    if (zygoteReady) await daemon.waitLog((r) => r.msg === 'zygote ready', readyMs, "'zygote ready'");
   } catch (error) {
     child.kill('SIGKILL');
     await within(exited, 5000, 'the daemon to die').catch(() => {});
@@ -192,4 +196,15 @@ async function startDaemon({ app = 'test/fixtures/app.js', args = [], token, dir
   return daemon;
 }
 
-module.exports = { startDaemon, request, cli, CLI };
+const restartsLogged = (d) => d.logs.filter((r) => r.msg === 'forkd restarted').length;
+
+/** POST /v1/restart, and wait for the re-executed supervisor's first log line; resolves with the answer's JSON. */
+async function restartOnce(d) {
+  const before = restartsLogged(d);
+  const res = await d.request({ method: 'POST', path: '/v1/restart' });
+  if (res.status !== 200) throw new Error(`restart answered ${res.status}: ${res.text}`);
+  await d.waitLog(() => restartsLogged(d) > before, 20000, 'the restarted supervisor');
+  return res.json;
+}
+
+module.exports = { startDaemon, request, cli, CLI, restartOnce };

@@ -127,6 +127,109 @@ test('exit path: an uncaught exception in a callback gives code 1 and the error'
   assert.is(info.error.message, 'thrown from a timer');
 });
 
+// The job's own handlers are honoured, as in Node (issue 15): forkd's
+// listeners ran first and ended every job with code 1.
+test('exit path: a job\'s own uncaughtException listener keeps it running to its result', async () => {
+  const { info } = await run(
+    () =>
+      new Promise((resolve) => {
+        const caught = [];
+        process.on('uncaughtException', (error, origin) => caught.push(`${error.message} (${origin})`));
+        setTimeout(() => {
+          throw new Error('from a timer');
+        }, 1);
+        Promise.reject(new Error('from a rejection'));
+        setTimeout(() => resolve(caught), 30);
+      }),
+  );
+  assert.is(info.code, 0);
+  assert.equal(info.result, ['from a rejection (unhandledRejection)', 'from a timer (uncaughtException)']);
+  assert.is(info.error, undefined);
+});
+
+test('exit path: a job\'s own unhandledRejection listener keeps it running', async () => {
+  const { info } = await run(async () => {
+    const seen = new Promise((resolve) => process.on('unhandledRejection', (reason) => resolve(reason.message)));
+    Promise.reject(new Error('left alone'));
+    return seen;
+  });
+  assert.is(info.code, 0);
+  assert.is(info.result, 'left alone');
+});
+
+test('exit path: a job whose listener swallows the error and has nothing left to do ends with code 13', async () => {
+  const { info } = await run(
+    () =>
+      new Promise(() => {
+        process.on('uncaughtException', () => {});
+        setTimeout(() => {
+          throw new Error('swallowed');
+        }, 1);
+      }),
+  );
+  assert.is(info.code, 13);
+  assert.match(info.error.message, /never settled/);
+});
+
+test('exit path: an uncaughtException listener that throws ends the job with code 7 and that error', async () => {
+  const { info } = await run(
+    () =>
+      new Promise(() => {
+        process.on('uncaughtException', () => {
+          throw new Error('the listener throws');
+        });
+        setTimeout(() => {
+          throw new Error('first');
+        }, 1);
+      }),
+  );
+  assert.is(info.code, 7);
+  assert.is(info.error.message, 'the listener throws');
+});
+
+test('exit path: an uncaughtExceptionMonitor listener sees the error that ends the job', async () => {
+  const dir = tmpDir();
+  try {
+    const out = path.join(dir, 'out');
+    const { info } = await run(
+      () =>
+        new Promise(() => {
+          process.on('uncaughtExceptionMonitor', (error, origin) => process.stdout.write(`monitor ${error.message} ${origin}\n`));
+          process.on('exit', (code) => process.stdout.write(`exit ${code}\n`));
+          setTimeout(() => {
+            throw new Error('monitored');
+          }, 1);
+        }),
+      { stdout: out },
+    );
+    assert.is(info.code, 1);
+    assert.is(info.error.message, 'monitored');
+    assert.is(fs.readFileSync(out, 'utf8'), 'monitor monitored uncaughtException\nexit 1\n');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// As in Node, where an exception in an 'exit' listener run by process.exit(0)
+// is reported and the code stays 0.
+test('exit path: a job\'s exit listener that throws after its result: the result kept, the error on stderr', async () => {
+  const dir = tmpDir();
+  try {
+    const err = path.join(dir, 'err');
+    const { info } = await run(() => {
+      process.on('exit', () => {
+        throw new Error('exit listener throws');
+      });
+      return 'done';
+    }, { stderr: err });
+    assert.is(info.code, 0);
+    assert.is(info.result, 'done');
+    assert.match(fs.readFileSync(err, 'utf8'), /Error: exit listener throws\n/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('exit path: a job whose promise can never settle ends with code 13', async () => {
   const { info } = await run(() => new Promise(() => {}));
   assert.is(info.code, 13);

@@ -28,6 +28,14 @@ test('gate: in a forked child too, a nested fork is refused while the child\'s o
   assert.equal(result.after, { code: 0, result: 'forked' });
 });
 
+test('gate: a child whose Worker ended on its own forks again, and its child runs a Worker to its end too', async () => {
+  const run = await runFixture('gate.js', { args: ['worker-ends-in-child'], timeoutMs: 20000 });
+  assert.equal(fixtureOk(run, 'gate.js worker-ends-in-child'), {
+    own: { answer: 42, code: 0 },
+    grandchild: { code: 0, result: { answer: 42, code: 0 } },
+  });
+});
+
 test('gate: refuses when UV_USE_IO_URING=1', async () => {
   await gate('io-uring', /UV_USE_IO_URING=1/, { UV_USE_IO_URING: '1' });
 });

@@ -191,4 +191,16 @@ function zombiesOf(ppid = process.pid) {
   return childrenOf(ppid).filter((c) => c.state === 'Z');
 }
 
-module.exports = { within, until, exitOf, tmpDir, readyChannel, tell, runFixture, fixtureOk, procStat, childrenOf, zombiesOf, root };
+/** A TCP port on 127.0.0.1 that was free a moment ago (for a server that cannot be told port 0). */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+module.exports = { within, until, exitOf, tmpDir, readyChannel, tell, runFixture, fixtureOk, procStat, childrenOf, zombiesOf, freePort, root };

@@ -33,7 +33,7 @@ function expectError(res, status, code, messagePart) {
 const api = suite('http api: endpoints');
 let t;
 api.before.each(async () => {
-  t = await startFakeApi();
+  t = await startFakeApi({ allowEnv: { names: ['A'], prefixes: [] } });
 });
 api.after.each(async () => {
   await t.close();
@@ -138,9 +138,23 @@ api('POST /v1/restart: 200 with the result, 500 FORKD_ERR_APP_LOAD when the new 
 api('POST /v1/stop answers 202 first, then stops the service', async () => {
   const res = await request(t, { method: 'POST', path: '/v1/stop' });
   assert.is(res.status, 202);
-  assert.equal(res.json, { stopping: true });
+  assert.equal(res.json, { stopping: true, leaveRuns: false });
   await until(() => t.service.stops > 0, 2000, 'service.stop()');
   assert.is(t.service.stops, 1);
+  assert.equal(t.service.stopOptions, { leaveRuns: false });
+});
+
+api('POST /v1/stop?leaveRuns=true asks for a stop that leaves the runs; another value is refused and stops nothing', async () => {
+  const before = t.service.stops;
+  const bad = await request(t, { method: 'POST', path: '/v1/stop?leaveRuns=yes' });
+  assert.is(bad.status, 400, bad.text);
+  assert.is(bad.json.error.code, 'FORKD_ERR_INVALID_ARG');
+  assert.match(bad.json.error.message, /leaveRuns/);
+  assert.is(t.service.stops, before);
+  const res = await request(t, { method: 'POST', path: '/v1/stop?leaveRuns=true' });
+  assert.equal([res.status, res.json], [202, { stopping: true, leaveRuns: true }]);
+  await until(() => t.service.stops > before, 2000, 'service.stop()');
+  assert.equal(t.service.stopOptions, { leaveRuns: true });
 });
 
 api('GET /v1/health: 200 when ok, 503 with the report when degraded', async () => {
@@ -211,10 +225,11 @@ bad('wrong types: 400 naming the field', async () => {
 });
 
 bad('prototype keys are refused anywhere in the body', async () => {
+  const before = new Set(t.service.runs.keys());
   expectError(await post('{"handler":"quick","__proto__":{"x":1}}'), 400, 'FORKD_ERR_BAD_REQUEST', '__proto__');
   expectError(await post('{"handler":"quick","args":{"a":[{"__proto__":{}}]}}'), 400, 'FORKD_ERR_BAD_REQUEST', '__proto__');
   expectError(await post('{"handler":"quick","env":{"constructor":{"prototype":{}}}}'), 400, 'FORKD_ERR_BAD_REQUEST', 'constructor');
-  assert.is(({}).x, undefined);
+  assert.equal([...t.service.runs.keys()].filter((id) => !before.has(id)), [], 'no refused request reached the service');
 });
 
 bad('unknown handlers, including names that exist on every object, are 404', async () => {
@@ -272,6 +287,29 @@ guard('the daemon own Host names are accepted, any other is 403', async () => {
   const noHost = await rawRequest(t.port, 'GET /v1/health HTTP/1.0\r\n\r\n');
   assert.match(noHost, /^HTTP\/1\.1 403 /);
   assert.ok(noHost.includes('no Host header'));
+});
+
+guard('an absolute-form request target and a duplicate Host are 400, whatever Host says; no run starts', async () => {
+  t = await startFakeApi();
+  const host = `127.0.0.1:${t.port}`;
+  const body = '{"handler":"quick"}';
+  const post = (target, headers) => `POST ${target} HTTP/1.1\r\n${headers}Content-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`;
+  const refused = [
+    [post('http://evil.example/v1/runs', `Host: ${host}\r\n`), 'absolute-form'],
+    [post(`http://${host}/v1/runs`, `Host: ${host}\r\n`), 'absolute-form'],
+    [`GET http://evil.example/v1/health HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`, 'absolute-form'],
+    [post('/v1/runs', `Host: ${host}\r\nHost: evil.example\r\n`), 'more than one Host'],
+    [post('/v1/runs', `Host: evil.example\r\nhost: ${host}\r\n`), 'more than one Host'],
+    [post('/v1/runs', `Host: ${host}\r\nHOST: ${host}\r\n`), 'more than one Host'],
+  ];
+  for (const [bytes, why] of refused) {
+    const reply = await rawRequest(t.port, bytes);
+    assert.match(reply, /^HTTP\/1\.1 400 /, `${why}: ${reply}`);
+    assert.ok(reply.includes('FORKD_ERR_BAD_REQUEST') && reply.includes(why), `${why}: ${reply}`);
+  }
+  assert.is(t.service.runs.size, 0, 'no run was started');
+  const ok = await rawRequest(t.port, post('/v1/runs', `Host: ${host}\r\n`));
+  assert.match(ok, /^HTTP\/1\.1 201 /, 'the origin-form request with one Host is served');
 });
 
 guard('an Origin other than the daemon own is 403, also for POST /v1/runs', async () => {
@@ -414,8 +452,10 @@ waits('GET ?waitMs answers with the running record after N ms; N is capped at 60
   const took = Date.now() - began;
   assert.is(res.json.state, 'running');
   assert.ok(took >= 190 && took < 2000, `took ${took} ms`);
+  t.service.waitTimeouts.length = 0;
   const capped = request(t, { path: '/v1/runs/w?waitMs=9999999999' });
-  await new Promise((r) => setTimeout(r, 50));
+  await until(() => t.service.waiters.size > 0, 2000, 'the capped wait registered');
+  assert.equal(t.service.waitTimeouts, [60_000], 'the service is asked to wait 60 s at most');
   t.service.finish('w');
   assert.is((await capped).json.state, 'exited');
 });

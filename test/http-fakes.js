@@ -21,6 +21,8 @@ class FakeService {
     this.waiters = new Set();
     this.signals = [];
     this.aborts = 0;
+    /** The timeoutMs of every waitForEnd call, in order. */
+    this.waitTimeouts = [];
     this.stops = 0;
     this.restartResult = { ok: true, appVersion: 'v1', loadedAt: '2026-01-01T00:00:00.000Z' };
     this.nextId = 1;
@@ -54,7 +56,7 @@ class FakeService {
   finish(id, fields = { state: 'exited', exitCode: 0, result: 'done' }) {
     const record = this.runs.get(id);
     Object.assign(record, fields, { endedAt: new Date().toISOString(), durationMs: 5 });
-    for (const w of [...this.waiters]) if (w.id === id) w.wake();
+    for (const w of [...this.waiters]) if (w.id === id) w.wake('ended');
   }
 
   get(id) {
@@ -67,24 +69,25 @@ class FakeService {
   }
 
   waitForEnd(id, timeoutMs, signal) {
+    this.waitTimeouts.push(timeoutMs);
     return new Promise((resolve, reject) => {
       if (!this.runs.has(id)) return reject(new ForkdError('FORKD_ERR_RUN_NOT_FOUND', 'gone'));
       const w = {
         id,
-        wake: () => {
+        wake: (woke) => {
           clearTimeout(timer);
           this.waiters.delete(w);
           signal?.removeEventListener('abort', onAbort);
-          resolve(this.get(id));
+          resolve({ record: this.get(id), woke });
         },
       };
       const onAbort = () => {
         this.aborts++;
-        w.wake();
+        w.wake('aborted');
       };
-      const timer = setTimeout(w.wake, timeoutMs);
+      const timer = setTimeout(() => w.wake('timeout'), timeoutMs);
       this.waiters.add(w);
-      if (this.runs.get(id).state !== 'running') return w.wake();
+      if (this.runs.get(id).state !== 'running') return w.wake('ended');
       signal?.addEventListener('abort', onAbort, { once: true });
       if (signal?.aborted) onAbort();
     });
@@ -121,8 +124,9 @@ class FakeService {
     return this.restartResult;
   }
 
-  async stop() {
+  async stop(options) {
     this.stops++;
+    this.stopOptions = options;
   }
 }
 
@@ -130,7 +134,7 @@ function baseConfig(overrides) {
   return {
     app: '/nonexistent/app.js', host: '127.0.0.1', port: 0, socket: null, linePort: null, lineHost: '127.0.0.1',
     stateDir: '/nonexistent', maxRunning: 2, retain: 100, token: null, maxOutputBytes: 1 << 20, killGraceMs: 100,
-    spawnTimeoutMs: 1000, maxLine: 1 << 20, lineIdleTimeoutMs: 1000, maxConnections: 64, stopTimeoutMs: 1000,
+    spawnTimeoutMs: 1000, loadTimeoutMs: 60000, maxLine: 1 << 20, lineIdleTimeoutMs: 1000, maxConnections: 64, stopTimeoutMs: 1000,
     prefork: 0, logLevel: 'silent', ...overrides,
   };
 }

@@ -144,13 +144,20 @@ test('handles: end() and destroy() in a child do not shut down the parent\'s con
   try {
     const child = await forkd.forkRun(() => {
       client.end();
-      peer.end('written by the child');
+      // Data is a write to the parent's connection: refused, loudly.
+      let refused = null;
+      try {
+        peer.end('written by the child');
+      } catch (error) {
+        refused = error.code;
+      }
       client.destroy();
       peer.destroy();
-      return 'done';
+      return refused;
     });
     const info = await exitOf(child);
     assert.is(info.code, 0);
+    assert.is(info.result, 'FORKD_ERR_INHERITED_CONNECTION');
     // A round trip after the child is gone: the connection is whole.
     const got = new Promise((resolve) => client.once('data', (d) => resolve(d.toString())));
     peer.write('still open');

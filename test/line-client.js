@@ -1,6 +1,7 @@
 // Runs in the uvu process. A raw client for the line protocol: writes bytes
-// exactly as given, collects reply lines in order, sees EOF and resets. Not a
-// test file (the runner only loads *.test.js).
+// exactly as given, collects reply lines in order (as text, and as the bytes
+// received, for byte-exact checks), sees EOF and resets. Not a test file (the
+// runner only loads *.test.js).
 'use strict';
 const net = require('node:net');
 const { within } = require('./helpers');
@@ -18,6 +19,8 @@ class LineClient {
     this.socket = socket;
     this.bytes = Buffer.alloc(0);
     this.lines = [];
+    /** The same lines as the bytes that came, without "\n". */
+    this.rawLines = [];
     this.waiters = [];
     this.ended = false;
     this.error = null;
@@ -25,7 +28,9 @@ class LineClient {
       this.bytes = Buffer.concat([this.bytes, chunk]);
       let nl;
       while ((nl = this.bytes.indexOf(10)) !== -1) {
-        this.lines.push(this.bytes.subarray(0, nl).toString('utf8'));
+        const raw = Buffer.from(this.bytes.subarray(0, nl));
+        this.rawLines.push(raw);
+        this.lines.push(raw.toString('utf8'));
         this.bytes = this.bytes.subarray(nl + 1);
       }
       this.wake();
@@ -67,15 +72,27 @@ class LineClient {
 
   /** The next reply line (raw text, without "\n"). */
   async next(ms = 5000) {
+    return (await this.nextRaw(ms)).toString('utf8');
+  }
+
+  /** The next reply line as the bytes received (without "\n"). */
+  async nextRaw(ms = 5000) {
     await this.until(() => this.lines.length > 0 || this.ended || this.error !== null, ms, 'a reply line');
     if (this.lines.length === 0) throw new Error(`connection ${this.error ? `failed (${this.error.code})` : 'ended'} before a reply line`);
-    return this.lines.shift();
+    this.lines.shift();
+    return this.rawLines.shift();
   }
 
   /** Writes one request line and returns its reply line. */
   async request(line, ms) {
     this.write(`${line}\n`);
     return this.next(ms);
+  }
+
+  /** Writes one request line (a string is sent as UTF-8, a Buffer as is) and returns its reply's bytes. */
+  async requestRaw(line, ms) {
+    this.write(Buffer.concat([Buffer.isBuffer(line) ? line : Buffer.from(line, 'utf8'), Buffer.from('\n')]));
+    return this.nextRaw(ms);
   }
 
   async replies(n, ms = 5000) {

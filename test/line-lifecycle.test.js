@@ -28,7 +28,7 @@ test('an idle connection is closed after --line-idle-timeout-ms, without a reply
   }
 });
 
-test('stop: no reply, the daemon exits 0 and closes every connection', async () => {
+test('stop: no reply, requests before it answered, the daemon exits 0 and closes every connection', async () => {
   const daemon = await startDaemon({ app: 'test/fixtures/line-app.js', args: ['--line-port', '0', '--log-level', 'debug'] });
   const clients = [];
   try {
@@ -36,11 +36,12 @@ test('stop: no reply, the daemon exits 0 and closes every connection', async () 
     const c = await LineClient.connect(daemon.linePort);
     clients.push(idle, c);
     assert.is(await c.request('run {"hash":1,"class":"echo","params":[1]}'), J({ error_text: 'OK' }));
-    c.write('stop\ncheck {"hash":1}\n');
+    // Pipelined before stop: answered before the connection closes (the original dropped them).
+    c.write('check {"hash":99}\nrun {"hash":2,"class":"echo","params":[2]}\nstop\ncheck {"hash":1}\n');
     assert.equal(await within(daemon.exited, 15000, 'the daemon to exit after stop'), { code: 0, signal: null });
     await c.eof();
     await idle.eof();
-    assert.is(c.lines.length, 0, 'stop gets no reply, and nothing after it is read');
+    assert.equal(c.lines, [J({ error_text: 'Hash not found' }), J({ error_text: 'OK' })], 'the requests before stop are answered; stop gets no reply, and nothing after it is read');
     assert.is(idle.lines.length, 0);
   } catch (error) {
     error.message += `\n--- daemon stderr (tail):\n${daemon.stderr.slice(-4000)}`;

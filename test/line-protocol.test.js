@@ -77,24 +77,51 @@ test('terminate: SIGTERM to a running run, then "Script already not running"', a
   assert.is(await c.request('free {"hash":20}'), OK);
 });
 
-test('hash must be numeric: run says "hash", check/free/terminate say "Hash"', async () => {
+test('hash must be numeric: run says "hash is not numeric", check "Hash is not numeric", free and terminate "Hash not found" (as the original)', async () => {
   const c = await client();
-  for (const hash of ['"abc"', '-1', '1.5', '"1e3"', 'null', '[1]', '{}']) {
-    assert.is(await c.request(`run {"hash":${hash},"class":"echo"}`), J({ error_text: 'hash is not numeric' }), hash);
-    for (const cmd of ['check', 'free', 'terminate']) assert.is(await c.request(`${cmd} {"hash":${hash}}`), J({ error_text: 'Hash is not numeric' }), `${cmd} ${hash}`);
+  // After a run, where the original crashed on an array or object hash in free/terminate.
+  assert.is(await c.request('run {"hash":25,"class":"sleep","params":[60000]}'), OK);
+  for (const hash of ['"abc"', '-1', '1.5', '"1e3"', '""', 'null', 'true', '[1]', '[25]', '{}', '{"25":25}']) {
+    assert.is(await c.request(`run {"hash":${hash},"class":"echo"}`), '{"error_text":"hash is not numeric"}', `run ${hash}`);
+    assert.is(await c.request(`check {"hash":${hash}}`), '{"error_text":"Hash is not numeric"}', `check ${hash}`);
+    for (const cmd of ['free', 'terminate']) assert.is(await c.request(`${cmd} {"hash":${hash}}`), '{"error_text":"Hash not found"}', `${cmd} ${hash}`);
   }
-  assert.is(await c.request('run {"class":"echo"}'), J({ error_text: 'hash is not numeric' }));
-  assert.is(await c.request('check'), J({ error_text: 'Hash is not numeric' }));
+  for (const body of ['', ' {}', ' {"class":"echo"}', ' []', ' [25]', ' false', ' null', ' 25', ' "25"']) {
+    assert.is(await c.request(`run${body}`), '{"error_text":"hash is not numeric"}', `run${body}`);
+    assert.is(await c.request(`check${body}`), '{"error_text":"Hash is not numeric"}', `check${body}`);
+    for (const cmd of ['free', 'terminate']) assert.is(await c.request(`${cmd}${body}`), '{"error_text":"Hash not found"}', `${cmd}${body}`);
+  }
+  assert.is(await c.request('check {"hash":25}'), J({ error_text: 'Still running' }), 'the run was not touched');
+  assert.is(await c.request('terminate {"hash":"25"}'), OK);
+  assert.is(await retcodeOf(c, 25), 143);
+  assert.is(await c.request('free {"hash":25}'), OK);
 });
 
 test('unknown classes are refused up front, prototype names and paths included', async () => {
   const c = await client();
-  for (const name of ['Nope', 'constructor', '__proto__', 'toString', 'hasOwnProperty', '../line-app', 'handlers', '']) {
+  for (const name of ['Nope', 'constructor', '__proto__', 'toString', 'hasOwnProperty', 'handlers', '']) {
     assert.is(await c.request(`run {"hash":30,"class":${J(name)}}`), J({ error_text: `Unknown class '${name}'` }), name);
   }
+  assert.is(await c.request('run {"hash":30,"class":"../line-app"}'), String.raw`{"error_text":"Unknown class '..\/line-app'"}`, 'a path (its "/" written as json_encode writes it)');
   assert.is(await c.request('check {"hash":30}'), J({ error_text: 'Hash not found' }), 'nothing was recorded');
   assert.is(await c.request('run {"hash":30,"class":["echo"]}'), J({ error_text: 'class is not a string' }));
   assert.is(await c.request('run {"hash":30,"class":"echo","params":7}'), J({ error_text: 'params is not an array' }));
+});
+
+test('params holding "__proto__" or constructor.prototype are refused as HTTP bodies are; nothing is recorded', async () => {
+  const c = await client();
+  const cases = [
+    ['{"__proto__":{"polluted":1}}', '__proto__'],
+    ['[1,{"a":[{"__proto__":{}}]}]', '__proto__'],
+    ['{"x":{"constructor":{"prototype":{"polluted":1}}}}', 'constructor'],
+  ];
+  for (const [params, key] of cases) {
+    assert.is(await c.request(`run {"hash":35,"class":"echo","params":${params}}`), J({ error_text: `params may not contain the key ${J(key)}` }), params);
+  }
+  assert.is(await c.request('check {"hash":35}'), J({ error_text: 'Hash not found' }), 'nothing was recorded');
+  assert.is(await c.request('run {"hash":35,"class":"echo","params":{"constructor":"fine","proto":1}}'), OK, 'a plain "constructor" value is data');
+  assert.is(await retcodeOf(c, 35), 0);
+  assert.is(await c.request('free {"hash":35}'), OK);
 });
 
 test('duplicate hash and too many running', async () => {
@@ -130,7 +157,7 @@ test('pipelining: 10 requests in one write are answered in order', async () => {
     ['bogus {"x":1}', J({ error_text: `UNKNOWN REQUEST 'request_bogus': {"x":1}` })],
     ['check {', J({ error_text: 'Invalid JSON' })],
     ['terminate {"hash":51}', OK],
-    ['free {"hash":"x"}', J({ error_text: 'Hash is not numeric' })],
+    ['free {"hash":"x"}', J({ error_text: 'Hash not found' })],
   ];
   c.write(requests.map(([r]) => `${r}\n`).join(''));
   assert.equal(await c.replies(10), requests.map(([, reply]) => reply));
@@ -161,6 +188,17 @@ test('bad input: invalid JSON, unknown commands, binary garbage', async () => {
   c.write(Buffer.from([0x00, 0xff, 0x80, 0x20, 0x7b, 0x0a]));
   assert.is(await c.next(), J({ error_text: 'Invalid JSON' }));
   assert.is(await c.request('check {"hash":1}'), J({ error_text: 'Hash not found' }), 'still serving');
+});
+
+test('an empty line as the very first bytes of a connection is answered like any empty line (it wedged the original)', async () => {
+  for (const first of ['\n', '\r\n', '\n\n']) {
+    const c = await client();
+    c.write(`${first}check {"hash":1}\n`);
+    const empties = first === '\n\n' ? 2 : 1;
+    const replies = await c.replies(empties + 1);
+    assert.equal(replies, [...Array(empties).fill(`{"error_text":"UNKNOWN REQUEST 'request_': {}"}`), '{"error_text":"Hash not found"}'], JSON.stringify(first));
+    c.destroy();
+  }
 });
 
 test('an over-long line gets an error reply and the connection is closed', async () => {

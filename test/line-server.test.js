@@ -10,7 +10,7 @@ const { createLineServer } = require('../dist/supervisor/line/line-server');
 const { LineFramer } = require('../dist/supervisor/line/line-framing');
 const { ForkdError } = require('../dist/errors');
 const { LineClient } = require('./line-client');
-const { within } = require('./helpers');
+const { until, within } = require('./helpers');
 
 /** The RunService surface the line protocol uses, with runs ended by the test. */
 class FakeService {
@@ -18,6 +18,10 @@ class FakeService {
     this.runs = new Map();
     this.handlers = new Set(['work', 'echo']);
     this.startDelayMs = 0;
+    /** When set, start() waits for it: a run held in flight until the test lets it go. */
+    this.startGate = null;
+    /** start() calls received, and those that finished. */
+    this.starting = 0;
     this.started = 0;
     this.stops = 0;
     this.restarts = 0;
@@ -26,6 +30,8 @@ class FakeService {
     this.signals = [];
   }
   async start(req) {
+    this.starting++;
+    if (this.startGate !== null) await this.startGate;
     if (this.startDelayMs > 0) await new Promise((r) => setTimeout(r, this.startDelayMs));
     if (!this.handlers.has(req.handler)) throw new ForkdError('FORKD_ERR_UNKNOWN_HANDLER', `unknown handler ${req.handler}`);
     if (this.runs.has(req.id)) throw new ForkdError('FORKD_ERR_DUPLICATE_ID', 'duplicate');
@@ -53,8 +59,9 @@ class FakeService {
     if (this.restartGate) await this.restartGate;
     return this.restartResult;
   }
-  async stop() {
+  async stop(options) {
     this.stops++;
+    this.stopOptions = options;
   }
 }
 
@@ -122,11 +129,11 @@ test('every command answers with the exact bytes of the original', async () => {
     assert.is(await c.request('terminate {"hash":1}'), J({ error_text: 'Hash not found' }));
     assert.is(await c.request('run {"hash":"x","class":"work"}'), J({ error_text: 'hash is not numeric' }));
     assert.is(await c.request('run {"class":"work"}'), J({ error_text: 'hash is not numeric' }));
-    for (const cmd of ['check', 'free', 'terminate']) {
-      assert.is(await c.request(`${cmd} {"hash":"1a"}`), J({ error_text: 'Hash is not numeric' }), cmd);
-      assert.is(await c.request(`${cmd} {"hash":-1}`), J({ error_text: 'Hash is not numeric' }), cmd);
-      assert.is(await c.request(`${cmd} {"hash":1.5}`), J({ error_text: 'Hash is not numeric' }), cmd);
-      assert.is(await c.request(`${cmd}`), J({ error_text: 'Hash is not numeric' }), cmd);
+    for (const [cmd, reply] of [['check', 'Hash is not numeric'], ['free', 'Hash not found'], ['terminate', 'Hash not found']]) {
+      assert.is(await c.request(`${cmd} {"hash":"1a"}`), J({ error_text: reply }), cmd);
+      assert.is(await c.request(`${cmd} {"hash":-1}`), J({ error_text: reply }), cmd);
+      assert.is(await c.request(`${cmd} {"hash":1.5}`), J({ error_text: reply }), cmd);
+      assert.is(await c.request(`${cmd}`), J({ error_text: reply }), cmd);
     }
     assert.is(await c.request('run {"hash":2,"class":"Nope"}'), J({ error_text: "Unknown class 'Nope'" }));
     assert.is(await c.request('run {"hash":2,"class":5}'), J({ error_text: 'class is not a string' }));
@@ -369,8 +376,29 @@ test('stop: no reply, service.stop() called, later lines ignored; close() ends t
     2000,
     'service.stop()',
   );
-  await new Promise((r) => setTimeout(r, 50));
-  assert.is(c.lines.length, 0);
+  await within(s.line.close(), 6000, 'close');
+  await c.eof();
+  assert.is(c.lines.length, 0, 'nothing was answered, up to the end of the connection');
+  assert.equal(s.service.stopOptions, { leaveRuns: false });
+});
+
+test('stop {"leave_runs":true} asks for a stop that leaves the runs; a leave_runs that is not a boolean is refused and stops nothing', async () => {
+  const s = await serve();
+  const c = await s.client();
+  for (const bad of ['"true"', '1', 'null', '[]']) {
+    assert.is(await c.request(`stop {"leave_runs":${bad}}`), J({ error_text: 'leave_runs is not a boolean' }), bad);
+  }
+  assert.is(await c.request('check {"hash":1}'), J({ error_text: 'Hash not found' }), 'still serving');
+  assert.is(s.service.stops, 0);
+  c.write('stop {"leave_runs":true,"other":1}\ncheck {"hash":1}\n');
+  await within(
+    (async () => {
+      while (s.service.stops === 0) await new Promise((r) => setTimeout(r, 5));
+    })(),
+    2000,
+    'service.stop()',
+  );
+  assert.equal(s.service.stopOptions, { leaveRuns: true });
   await within(s.line.close(), 6000, 'close');
   await c.eof();
   assert.is(c.lines.length, 0);
@@ -378,27 +406,33 @@ test('stop: no reply, service.stop() called, later lines ignored; close() ends t
 
 test('close(): in-flight requests are answered before the connection is ended', async () => {
   const s = await serve();
-  s.service.startDelayMs = 100;
+  let release;
+  s.service.startGate = new Promise((r) => (release = r));
   const c = await s.client();
   c.write('run {"hash":1,"class":"work"}\n');
-  await new Promise((r) => setTimeout(r, 20));
-  await within(s.line.close(), 6000, 'close');
+  await until(() => s.service.starting === 1, 2000, 'the run to reach the service');
+  const closed = s.line.close();
+  release();
+  await within(closed, 6000, 'close');
   await c.eof();
   assert.equal(c.lines, [J({ error_text: 'OK' })]);
 });
 
 test('handover state: quiesce waits for a run in flight, snapshot has unread lines, the partial tail and unwritten replies; resume goes on', async () => {
   const s = await serve();
-  s.service.startDelayMs = 80;
+  let release;
+  s.service.startGate = new Promise((r) => (release = r));
   try {
     const c = await s.client();
     c.write('run {"hash":1,"class":"work"}\ncheck {"hash":1}\nche');
-    await new Promise((r) => setTimeout(r, 20));
-    let quiet = false;
-    const q = s.line.quiesce().then(() => (quiet = true));
-    await new Promise((r) => setTimeout(r, 20));
-    assert.is(quiet, false, 'the run is still starting');
+    await until(() => s.service.starting === 1, 2000, 'the run to reach the service');
+    let startedWhenQuiet = null;
+    const q = s.line.quiesce().then(() => (startedWhenQuiet = s.service.started));
+    release();
     await within(q, 2000, 'quiesce');
+    assert.is(startedWhenQuiet, 1, 'quiesce waited for the run in flight');
+    // Its reply is written: once the client has it, nothing is left unwritten.
+    await c.until(() => c.lines.length === 1, 2000, 'the run\'s reply');
     const state = s.line.snapshot();
     assert.is(state.version, 1);
     assert.type(state.listenFd, 'number');
@@ -409,14 +443,13 @@ test('handover state: quiesce waits for a run in flight, snapshot has unread lin
     assert.is(Buffer.from(conn.unread, 'base64').toString(), 'check {"hash":1}\nche');
     assert.is(conn.awaitingRestart, false);
     assert.is(conn.closing, false);
-    // The run's reply was written (or is in `unwritten`): nothing is lost either way.
-    const unwritten = Buffer.from(conn.unwritten, 'base64').toString();
-    await new Promise((r) => setTimeout(r, 20));
-    const seen = c.lines.map((l) => `${l}\n`).join('');
-    assert.is(seen + unwritten === J({ error_text: 'OK' }) + '\n' || seen === J({ error_text: 'OK' }) + '\n', true);
-    assert.is(c.lines.length, 1, 'no new request handled while quiesced');
+    assert.is(Buffer.from(conn.unwritten, 'base64').toString(), '');
+    assert.equal(c.lines, [J({ error_text: 'OK' })], 'no new request handled while quiesced');
     c.write('ck {"hash":2}\n');
-    await new Promise((r) => setTimeout(r, 20));
+    // Proving that a request is *not* handled has no event to wait for: the
+    // line reaches a paused connection, which by design emits nothing. 50 ms
+    // is many times the loopback round trip it would take to be answered.
+    await new Promise((r) => setTimeout(r, 50));
     assert.is(c.lines.length, 1);
     s.line.resume();
     assert.equal(await c.replies(3), [J({ error_text: 'OK' }), J({ error_text: 'Still running' }), J({ error_text: 'Hash not found' })]);

@@ -5,7 +5,7 @@
 'use strict';
 const { test } = require('uvu');
 const assert = require('uvu/assert');
-const { outcomeOf, runIdFor, runRequestFor, FINAL_ERROR_NAME } = require('../dist/supervisor/queue/job-mapping');
+const { outcomeOf, runIdFor, runRequestFor, jobEnvFor, FINAL_ERROR_NAME } = require('../dist/supervisor/queue/job-mapping');
 const { RUN_ID_PATTERN } = require('../dist/protocol/run-request');
 
 function record(state, extra = {}) {
@@ -46,8 +46,9 @@ test('queue mapping: run ids name queue, job and attempt, and stay valid and dis
   assert.ok(RUN_ID_PATTERN.test(long1) && RUN_ID_PATTERN.test(long2));
   assert.is.not(long1, long2, 'job ids cut alike stay apart');
   assert.ok(long1.endsWith('.a1'));
-  const req = runRequestFor('reports', { ...job('42'), data: { a: 1 }, opts: { timeoutMs: 500 } }, 'q.reports.42.a1');
-  assert.equal([req.handler, req.args, req.timeoutMs, req.env.FORKD_JOB_ID, req.env.FORKD_JOB_ATTEMPT], ['h', { a: 1 }, 500, '42', '1']);
+  const req = runRequestFor({ ...job('42'), data: { a: 1 }, opts: { timeoutMs: 500 } }, 'q.reports.42.a1');
+  assert.equal([req.handler, req.args, req.timeoutMs, req.env], ['h', { a: 1 }, 500, undefined]);
+  assert.equal(jobEnvFor('reports', job('4\u00002', 2)), { FORKD_QUEUE: 'reports', FORKD_JOB_ID: '4_2', FORKD_JOB_ATTEMPT: '2' });
 });
 
 test.run();

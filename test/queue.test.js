@@ -55,6 +55,10 @@ test('queue: a job runs as a run: name is the handler, data the args, the result
   assert.is(health.status, 'ok');
   assert.is(health.queue.redis, 'connected');
   assert.equal(health.queue.queues, ['q']);
+  // A result too large to travel inline is the job's return value all the same.
+  const big = await finished(p, await p.queue.add('big', { bytes: 200_000 }));
+  assert.ok(big.ok, big.error?.message);
+  assert.is(big.value.s.length, 200_000);
 });
 
 test('queue: a thrown error fails the job with its message and stack; an exit, a signal and a timeout fail it naming the state', async () => {

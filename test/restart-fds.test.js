@@ -11,7 +11,7 @@ const fs = require('node:fs');
 const http = require('node:http');
 const path = require('node:path');
 const { tmpDir, within } = require('./helpers');
-const { startDaemon } = require('./daemon');
+const { restartOnce, startDaemon } = require('./daemon');
 const { LineClient } = require('./line-client');
 
 const RESTARTS = 10;
@@ -71,13 +71,6 @@ function keepAliveRequest(agent, where, urlPath) {
   });
 }
 
-const restarts = (d) => d.logs.filter((r) => r.msg === 'forkd restarted').length;
-async function restartOnce(d) {
-  const before = restarts(d);
-  const res = await d.request({ method: 'POST', path: '/v1/restart' });
-  assert.is(res.status, 200, res.text);
-  await d.waitLog(() => restarts(d) > before, 20000, 'the restarted supervisor');
-}
 
 test(`after each of ${RESTARTS} restarts no other process holds any of the supervisor's sockets`, async () => {
   const dir = tmpDir();

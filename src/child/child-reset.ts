@@ -5,6 +5,10 @@
 import { constants } from 'node:os';
 import { native } from '../native';
 import { installExitPath } from './exit';
+import { replaceFetchDispatcher } from './drop-inherited-clients';
+import { startChildWriteCount } from './flush-output';
+import { guardInheritedSockets } from './inherited-sockets';
+import { detachIpcChannel } from './ipc';
 import { stopSweepingAfterGcs } from '../lib/heap-sweep';
 import { reseedChild } from '../lib/random';
 import { clearInheritedTimers, trackChildWorkers } from '../lib/tracking';
@@ -27,6 +31,10 @@ export function resetChildState(): void {
   trackChildWorkers();
   reseedChild();
   destroyPooledHttpSockets();
+  replaceFetchDispatcher();
+  guardInheritedSockets();
+  detachIpcChannel();
+  startChildWriteCount();
   installExitPath();
 }
 

@@ -1,15 +1,13 @@
 // Runs in a child created by forkRun(), and only there: applies the options,
 // runs the job, reports its outcome on the result pipe and leaves through the
 // child's exit path. Nothing of the caller's code runs here again.
-import { getEventListeners } from 'node:events';
-import { constants } from 'node:os';
 import { ForkdError } from '../errors';
 import { native } from '../native';
 import { setFatalHandler } from './exit';
+import { abortOnSigterm } from './sigterm';
+import { settleChildOutput } from './flush-output';
 import { takeChildHookError } from '../lib/fork';
 import type { ChildOutcome, RunContext, ValidatedOptions } from '../lib/job-types';
-
-const SIGTERM = constants.signals.SIGTERM;
 
 export function serializeError(error: unknown): { name: string; message: string; stack?: string; code?: string } {
   if (error instanceof Error) {
@@ -45,16 +43,17 @@ export function runJobInChild(fn: (ctx: RunContext) => unknown, options: Validat
     native.closeFd(resultFd);
   };
   const fail = (error: unknown): void => report(JSON.stringify({ t: 'error', error: serializeError(error) } satisfies ChildOutcome));
-  setFatalHandler(fail);
+  // An uncaught error no listener of the job's handled ends the job with it
+  // (exit.ts), unless the outcome was already sent.
+  setFatalHandler((error) => {
+    if (reported) return false;
+    fail(error);
+    return true;
+  });
 
   const controller = new AbortController();
-  // SIGTERM aborts ctx.signal. A job that listens to it decides when to end;
-  // one that does not dies of the signal, as an unhandled SIGTERM does.
-  process.on('SIGTERM', () => {
-    const listening = getEventListeners(controller.signal, 'abort').length > 0 || controller.signal.onabort !== null || process.listenerCount('SIGTERM') > 1;
-    controller.abort(Object.assign(new Error('the job was asked to stop (SIGTERM)'), { name: 'AbortError', code: 'ABORT_ERR' }));
-    if (!listening) native.dieBySignal(SIGTERM);
-  });
+  // SIGTERM aborts ctx.signal, and the child's life after it is bounded (sigterm.ts).
+  abortOnSigterm(controller, options.termGraceMs);
   // The loop ran dry while the job's promise was still pending: nothing can
   // ever settle it. Node reports an unsettled top-level await with 13.
   process.on('beforeExit', () => {
@@ -77,8 +76,12 @@ export function runJobInChild(fn: (ctx: RunContext) => unknown, options: Validat
     process.exit(1);
   }
   const ctx: RunContext = { pid: process.pid, ppid: process.ppid, signal: controller.signal };
+  // However the job ends, its fs writes in flight (an async logger's) are
+  // let finish first (flush-output.ts), bounded.
+  const settle = <V>(outcome: V): Promise<V> => settleChildOutput().then(() => outcome);
   Promise.resolve()
     .then(() => fn(ctx))
+    .then(settle, (error) => settle(undefined).then(() => Promise.reject(error)))
     .then(
       (value) => {
         let line: string;

@@ -21,6 +21,7 @@ export const globalOptions = {
   socket: { type: 'string' },
   token: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' },
 } as const satisfies Options;
 
 const GLOBAL_WITH_VALUE = /^--(url|socket|token)(=.*)?$/;
@@ -31,7 +32,7 @@ export function splitCommand(argv: string[]): { globals: string[]; command: stri
   let i = 0;
   while (i < argv.length) {
     const arg = argv[i];
-    if (arg === '--help' || arg === '-h') {
+    if (arg === '--help' || arg === '-h' || arg === '--version' || arg === '-v') {
       globals.push(arg);
       i++;
       continue;
@@ -63,7 +64,7 @@ export function parseCommand(command: string, args: string[], options: Options, 
   } catch (error) {
     throw new UsageError((error as Error).message.split('\n')[0], command);
   }
-  if (parsed.values.help === true) return parsed;
+  if (parsed.values.help === true || parsed.values.version === true) return parsed;
   const n = parsed.positionals.length;
   if (n < positionals.min) throw new UsageError(`forkd ${command} needs ${positionals.names}`, command);
   if (n > positionals.max) throw new UsageError(`forkd ${command} takes ${positionals.max === 0 ? 'no arguments' : positionals.names}, got extra ${JSON.stringify(parsed.positionals[positionals.max])}`, command);

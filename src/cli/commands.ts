@@ -239,11 +239,12 @@ const restart: CommandSpec = {
 };
 
 const stop: CommandSpec = {
-  options: {},
+  options: { 'leave-runs': { type: 'boolean' } },
   positionals: { min: 0, max: 0, names: 'no arguments' },
-  async run(client, _parsed, io) {
-    await client().stop();
-    await write(io.stdout, 'stopping\n');
+  async run(client, parsed, io) {
+    const leaveRuns = parsed.values['leave-runs'] === true;
+    await client().stop({ leaveRuns });
+    await write(io.stdout, leaveRuns ? 'stopping; running runs are left for the next daemon on its state dir\n' : 'stopping\n');
     return 0;
   },
 };

@@ -21,7 +21,7 @@ Client commands:
   kill ID               send a signal to a run (default SIGTERM)
   free ID               forget a finished run and delete its output
   restart               reload the app code in a new zygote
-  stop                  stop the daemon gracefully
+  stop                  stop the daemon gracefully (--leave-runs: runs go on)
   health                show the daemon's health (exit 1 when degraded)
 
 Queue commands (talk to a BullMQ queue's Redis, not to a daemon):
@@ -31,29 +31,42 @@ Queue commands (talk to a BullMQ queue's Redis, not to a daemon):
 
 ${CONNECT}
 
-Run 'forkd COMMAND --help' for a command's options.`,
+  -h, --help       this text ('forkd COMMAND --help' for a command's options)
+  -v, --version    print forkd's version`,
 
   serve: `Usage: forkd serve --app FILE [options]
 
 Starts the daemon: a supervisor serving the HTTP API and a zygote that loads FILE once.
 
   --app FILE                 the application module (exports handlers)
-  --host HOST                HTTP address (default 127.0.0.1; others require --token)
+  --host HOST                HTTP address (default 127.0.0.1; others require a token)
   --port N                   HTTP port (default 7070; 0 picks a free one)
   --socket PATH              also serve the HTTP API on a unix socket (mode 0600)
-  --token TOKEN              require "Authorization: Bearer TOKEN" (or FORKD_TOKEN; 16+ characters)
+  --token-file PATH          require "Authorization: Bearer TOKEN", TOKEN read from PATH
+                             (refused if its group or others may read it; /dev/stdin works)
+  --token TOKEN              the same, TOKEN given here: every local user sees it in ps
+                             until the daemon is up; prefer --token-file or FORKD_TOKEN
+  --allow-env LIST           the variables a run request's env may set: names and PREFIX_*
+                             patterns, comma-separated, repeatable (default: none). Never
+                             allowed: LD_*, NODE_*, BASH_ENV, PYTHONPATH and their kind
+                             (docs/PROTOCOL.md)
   --line-port N              serve the Phprocksyd line protocol on this port (off by default)
   --line-host HOST           its address (loopback only; default: --host)
   --state-dir DIR            run records and output (default ./.forkd); one daemon per DIR (DIR/lock)
   --max-running N            concurrent runs; more are refused (default 64)
-  --retain N                 finished records kept (default 1000)
+  --retain N                 finished records kept (default 1000, at least 1)
   --max-output-bytes N       per run and stream (default 10 MiB)
-  --kill-grace-ms N          SIGTERM to SIGKILL on timeout (default 5000)
+  --max-result-bytes N       a run's result JSON; a larger one fails the run (default 16 MiB, at most 256 MiB)
+  --kill-grace-ms N          SIGKILL to a run's process group this long after every
+                             SIGTERM the daemon sends it: timeout, terminate, kill, stop
+                             (default 5000)
   --spawn-timeout-ms N       a fork must report back within this (default 5000)
+  --load-timeout-ms N        the app must load within this, else its zygote is killed (default 60000)
   --max-line N               longest line-protocol request (default 1 MiB)
   --line-idle-timeout-ms N   idle line-protocol connections are closed (default 300000)
   --max-connections N        open HTTP connections (default 1024)
-  --stop-timeout N           ms running jobs get on stop before they are terminated (default 10000)
+  --stop-timeout N           ms running jobs get on stop before they are terminated (default 10000;
+                             \`forkd stop --leave-runs\` leaves them to the next daemon instead)
   --prefork N                zygote prefork pool (default 0)
   --log-level LEVEL          trace, debug, info, warn, error (default info; logs go to stderr)
 
@@ -71,6 +84,10 @@ least once: a dead host's jobs run again elsewhere after the stalled check.
 forkd stop gives the jobs of runs it has to terminate back to the queue;
 forkd restart keeps them (none re-delivered).
 
+The token (16+ printable characters, from --token-file, --token or
+FORKD_TOKEN) is read once: a restart keeps it and reads no file again. No
+zygote or run gets it, nor FORKD_TOKEN in its environment.
+
 Exits 1 at once, with one line on stderr, when an address cannot be listened
 on (--port, --line-port, --socket busy) or another daemon holds --state-dir.
 SIGTERM or SIGINT stops it gracefully at any stage, SIGHUP restarts it.`,
@@ -85,7 +102,8 @@ the run; a second one stops waiting and leaves the run going.
   --args JSON          the handler's arguments (default: none)
   --id ID              the run's id (default: generated)
   --timeout-ms N       terminate the run after N ms
-  --env K=V            an environment variable for the run (repeatable)
+  --env K=V            an environment variable for the run (repeatable); the daemon
+                       accepts only those its serve --allow-env names
   --wait               follow the run to its end
   --json               print the run's record as JSON instead of its id
 
@@ -151,9 +169,15 @@ command fails with the load error.
 
 ${CONNECT}`,
 
-  stop: `Usage: forkd stop
+  stop: `Usage: forkd stop [--leave-runs]
 
-Stops the daemon gracefully: running jobs get --stop-timeout to finish.
+Stops the daemon gracefully: running jobs get --stop-timeout to finish, then
+they are terminated (SIGTERM, SIGKILL after --kill-grace-ms).
+
+  --leave-runs   stop at once and leave running jobs running: they stay
+                 recorded, and the next \`forkd serve\` on the same
+                 --state-dir follows them to their end and records how they
+                 ended (a run's --timeout-ms still applies)
 
 ${CONNECT}`,
 

@@ -176,14 +176,25 @@ export class ForkdClient {
     throw answerError(answer.status, answer.body);
   }
 
-  /** Loads the application anew; rejects with FORKD_ERR_APP_LOAD when the new code fails (the old goes on serving). */
+  /**
+   * Restarts the daemon on the application code now on disk; resolves once
+   * the restart is done. Rejects with FORKD_ERR_APP_LOAD when the new code
+   * fails to load, FORKD_ERR_STATE_DIR when the state directory cannot take
+   * the handover; the old code goes on serving, except after a message
+   * starting `restart incomplete` (the new app code serves, forkd's own
+   * code is unchanged).
+   */
   async restart(): Promise<RestartResult> {
     return this.json<RestartResult>('POST', '/v1/restart', undefined, null);
   }
 
-  /** Asks the daemon to stop gracefully; resolves once it has accepted. */
-  async stop(): Promise<void> {
-    await this.json('POST', '/v1/stop');
+  /**
+   * Asks the daemon to stop gracefully; resolves once it has accepted. With
+   * `leaveRuns` its running runs are not terminated: they go on, and the
+   * next daemon on the same state dir follows them (docs/RESTART.md).
+   */
+  async stop(options: { leaveRuns?: boolean } = {}): Promise<void> {
+    await this.json('POST', options.leaveRuns === true ? '/v1/stop?leaveRuns=true' : '/v1/stop');
   }
 
   /** Closes idle keep-alive connections. */

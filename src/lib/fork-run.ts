@@ -11,6 +11,8 @@ import { ExitWatch, ExitInfo as WatchedExit } from './exit-watch';
 import { forkProcess } from './fork';
 import { signalNumber } from './signals';
 import { forkdTimers } from './tracking';
+import { DEFAULT_TERM_GRACE_MS } from '../child/sigterm';
+import { fsWritesInFlight, whenFsWritesSettle } from './write-tracking';
 import { runJobInChild } from '../child/job-child';
 import type { ChildOutcome, OutputTarget, RunContext, ValidatedOptions } from './job-types';
 
@@ -37,6 +39,11 @@ export interface ForkRunOptions {
   deathSignal?: NodeJS.Signals | number | null;
   /** fds whose libuv handles (servers, sockets) the child may keep using. */
   keepFds?: number[];
+  /**
+   * How long a job that listens to ctx.signal has, from the first SIGTERM, to
+   * end before it dies of SIGTERM (default 5000); null: as long as it likes.
+   */
+  termGraceMs?: number | null;
 }
 
 export interface ExitInfo<T> {
@@ -97,6 +104,10 @@ export function validateForkRunOptions(options: ForkRunOptions | undefined): Val
     throw invalidArg('options.keepFds', 'an array of fd numbers', options.keepFds);
   }
   const deathSignal = options.deathSignal === null ? 0 : signalNumber(options.deathSignal ?? 'SIGTERM', 'options.deathSignal');
+  const grace = options.termGraceMs;
+  if (grace !== undefined && grace !== null && (!Number.isInteger(grace) || grace < 0 || grace > 2_147_483_647)) {
+    throw invalidArg('options.termGraceMs', 'an integer of ms from 0 to 2147483647, or null', grace);
+  }
   return {
     stdout: outputTarget('options.stdout', options.stdout),
     stderr: outputTarget('options.stderr', options.stderr),
@@ -107,6 +118,7 @@ export function validateForkRunOptions(options: ForkRunOptions | undefined): Val
     cwd: options.cwd,
     deathSignal,
     keepFds: options.keepFds ?? [],
+    termGraceMs: grace === undefined ? DEFAULT_TERM_GRACE_MS : grace,
   };
 }
 
@@ -135,11 +147,27 @@ function waitForStdio(stream: NodeJS.WriteStream): void {
   });
 }
 
+// Likewise an fs write in flight (an async logger's: write-tracking.ts): the
+// fork waits for a moment with none, up to 5 s in all (a busy logger may
+// start a new write between two checks), then leaves the refusal to the gate.
+let writesDeadline: number | null = null;
+
+function waitForFsWrites(): void {
+  writesDeadline ??= performance.now() + 5000;
+  scheduled = true;
+  void whenFsWritesSettle(Math.max(0, writesDeadline - performance.now())).finally(() => {
+    scheduled = false;
+    schedule();
+  });
+}
+
 function forkQueued(): void {
   scheduled = false;
   const busy = [process.stdout, process.stderr].find((s) => (s.writableLength ?? 0) > 0);
   if (busy !== undefined && !waitedForStdio) return waitForStdio(busy);
+  if (fsWritesInFlight() > 0 && (writesDeadline === null || performance.now() < writesDeadline)) return waitForFsWrites();
   waitedForStdio = false;
+  writesDeadline = null;
   // One fork per immediate. Settling a job's promise queues the caller's
   // continuation as a microtask (and atFork parent hooks may queue work of
   // their own); forked in the same loop, the next child inherited that queue

@@ -5,6 +5,7 @@ import { isMainThread } from 'node:worker_threads';
 import { ForkdError } from '../errors';
 import { native } from '../native';
 import { liveWorkerCount } from './tracking';
+import { fsWritesInFlight } from './write-tracking';
 
 const poolSize = (() => {
   const n = Number(process.env.UV_THREADPOOL_SIZE);
@@ -43,7 +44,16 @@ export function checkForkSafety(): void {
     refuse('UV_USE_IO_URING=1 is set; a forked child crashes on its first fs operation with io_uring. Unset it.');
   }
   const workers = liveWorkerCount();
-  if (workers > 0) refuse(`${workers} worker_threads Worker(s) are running; a child would inherit them half alive. Terminate them first.`);
+  if (workers > 0) {
+    // A pino or fastify `transport` is the usual one: it runs in a Worker.
+    refuse(`${workers} worker_threads Worker(s) are running; a child would inherit them half alive. Terminate them first (a pino or fastify logger \`transport\` runs in one: see docs/LIBRARIES.md).`);
+  }
+  // A forked child that ran Workers has V8 platform threads of forkd's own
+  // (native/child_platform.cc): joined here, so none is counted below or
+  // inherited. Only a Worker still registered keeps them.
+  if (native.isForkedChild() && !native.stopChildPlatformThreads()) {
+    refuse('a worker_threads Worker of this child is still running; a child would inherit it half alive. Wait for its \'exit\' event.');
+  }
   // Loaded lazily: requiring the inspector module has a cost forkd's users
   // should not pay at start-up.
   // eslint-disable-next-line @typescript-eslint/no-var-requires
@@ -52,6 +62,12 @@ export function checkForkSafety(): void {
   }
   const queued = pendingOutput(process.stdout) + pendingOutput(process.stderr);
   if (queued > 0) refuse(`${queued} bytes of stdout/stderr are still queued; the child would write them again. Wait for 'drain'.`);
+  const writes = fsWritesInFlight();
+  if (writes > 0) {
+    refuse(
+      `${writes} fs write(s) are in flight (an async logger's?); the child would inherit the writer mid-write, never write its own lines and hold the parent's buffered ones. Wait for the writer's 'drain' (forkRun() waits by itself).`,
+    );
+  }
   // main + V8 platform workers + Node's delayed-task scheduler + its SIGUSR1
   // watchdog + the libuv threadpool; in a forked child only main + pool.
   const expected = native.isForkedChild() ? 1 + poolSize : 1 + native.platformWorkers() + 2 + poolSize;

@@ -32,4 +32,6 @@ export interface ValidatedOptions {
   cwd?: string;
   deathSignal: number;
   keepFds: number[];
+  /** ms a job that listens to ctx.signal has, from the first SIGTERM, to end; null: unbounded. */
+  termGraceMs: number | null;
 }

@@ -11,14 +11,16 @@ import type { RunContext, ValidatedOptions } from './job-types';
 import { applyChildOptions } from '../child/job-child';
 import { forkdTimers } from './tracking';
 
-/** Options applied when a child takes a job (the deathSignal and keepFds of a pool are its own). */
-export type PoolRunOptions = Omit<ForkRunOptions, 'deathSignal' | 'keepFds'>;
+/** Options applied when a child takes a job (the deathSignal, keepFds and termGraceMs of a pool are its own). */
+export type PoolRunOptions = Omit<ForkRunOptions, 'deathSignal' | 'keepFds' | 'termGraceMs'>;
 
 export interface PreforkPoolOptions {
   /** How many children wait forked ahead (0: every run forks on demand). */
   size: number;
   /** Signal a child gets if the pool's process dies while it runs a job (default SIGTERM; null: it runs on). */
   deathSignal?: NodeJS.Signals | number | null;
+  /** A job's time to end after SIGTERM if it listens to ctx.signal (forkRun's termGraceMs; default 5000, null: unbounded). */
+  termGraceMs?: number | null;
 }
 
 interface Idle {
@@ -78,6 +80,7 @@ export class PreforkPool<A, T> {
   private readonly deathSignal: NodeJS.Signals | number | null;
   /** The same as a signal number (0: none), as a child sets it when it takes a job. */
   private readonly deathSignalNo: number;
+  private readonly termGraceMs: number | null;
   /**
    * The process whose children the idle ones are. A child forked for a job
    * has a copy of the pool, with the parent's idle children and their
@@ -96,7 +99,9 @@ export class PreforkPool<A, T> {
     }
     this.size = options.size;
     this.deathSignal = options.deathSignal === undefined ? 'SIGTERM' : options.deathSignal;
-    this.deathSignalNo = validateForkRunOptions({ deathSignal: this.deathSignal }).deathSignal;
+    const validated = validateForkRunOptions({ deathSignal: this.deathSignal, termGraceMs: options.termGraceMs });
+    this.deathSignalNo = validated.deathSignal;
+    this.termGraceMs = validated.termGraceMs;
     this.refill();
   }
 
@@ -167,7 +172,7 @@ export class PreforkPool<A, T> {
           warmJobPath();
           return takeJob(ctx);
         },
-        { deathSignal: 'SIGKILL' },
+        { deathSignal: 'SIGKILL', termGraceMs: this.termGraceMs },
       );
     } finally {
       native.closeFd(readFd);
@@ -213,7 +218,7 @@ export class PreforkPool<A, T> {
       slot.child.kill('SIGKILL'); // it died or stopped reading: never half a job
     }
     this.scheduleRefill();
-    return forkRun((ctx) => this.fn(args, ctx), { ...options, deathSignal: this.deathSignal }) as Promise<ForkedChild<Awaited<T>>>;
+    return forkRun((ctx) => this.fn(args, ctx), { ...options, deathSignal: this.deathSignal, termGraceMs: this.termGraceMs }) as Promise<ForkedChild<Awaited<T>>>;
   }
 
   /**

@@ -52,7 +52,77 @@ export function checkTimeoutMs(timeoutMs: unknown, field = 'timeoutMs'): number 
   return timeoutMs;
 }
 
-export function checkEnv(env: unknown, field = 'env'): Record<string, string> | undefined {
+// ---- env: what a request may put in a run's environment ----------------
+//
+// A variable is code for whatever the run starts: LD_PRELOAD=/tmp/e.so runs
+// the library's constructor in every process a handler spawns,
+// NODE_OPTIONS=--require=evil.js runs evil.js in every node it spawns. So a
+// request may set only the variables the operator names (--allow-env), and
+// never those below, whatever --allow-env says.
+
+/** Whole families: new members arrive with every glibc and Node release. */
+const NEVER_PREFIXES: ReadonlyArray<[prefix: string, why: string]> = [
+  ['LD_', 'the dynamic loader loads and runs code of its choosing in every program the run starts (LD_PRELOAD, LD_LIBRARY_PATH, LD_AUDIT)'],
+  ['NODE_', 'every node the run starts reads it: NODE_OPTIONS (--require, --import), NODE_PATH and NODE_REPL_EXTERNAL_MODULE load code, NODE_EXTRA_CA_CERTS and NODE_TLS_REJECT_UNAUTHORIZED change whom TLS trusts'],
+];
+const NEVER_NAMES = new Map<string, string>([
+  // The rest of glibc's own list of what it drops for setuid programs
+  // (unsecvars.h), less TMPDIR and TZDIR, which only point at data.
+  ...['GCONV_PATH', 'GETCONF_DIR', 'GLIBC_TUNABLES', 'MALLOC_TRACE', 'LOCPATH', 'NLSPATH', 'HOSTALIASES', 'LOCALDOMAIN', 'RES_OPTIONS', 'RESOLV_HOST_CONF', 'NIS_PATH'].map(
+    (n): [string, string] => [n, 'glibc reads it to load modules, tune its loader, write a trace file or redirect name resolution (glibc ignores it for setuid programs for that reason)'],
+  ),
+  // child_process.exec() and execSync() run their command with /bin/sh -c.
+  ...['BASH_ENV', 'ENV', 'SHELLOPTS', 'BASHOPTS', 'PS4'].map((n): [string, string] => [n, 'a shell the run starts runs code from it (a startup file, or traced commands)']),
+  ...['PYTHONPATH', 'PYTHONHOME', 'PYTHONSTARTUP', 'PERL5LIB', 'PERL5OPT', 'PERLLIB', 'RUBYLIB', 'RUBYOPT', 'JAVA_TOOL_OPTIONS', '_JAVA_OPTIONS'].map(
+    (n): [string, string] => [n, "an interpreter the run starts loads code from it (module path or options)"],
+  ),
+]);
+
+/** Why `name` may never come from a request, or null. */
+export function neverFromRequest(name: string): string | null {
+  const family = NEVER_PREFIXES.find(([prefix]) => name.startsWith(prefix));
+  if (family !== undefined) return `${family[0]}*: ${family[1]}`;
+  return NEVER_NAMES.get(name) ?? null;
+}
+
+/** The variables a request may set: exact names and PREFIX* patterns, from --allow-env. */
+export interface EnvAllowlist {
+  names: readonly string[];
+  prefixes: readonly string[];
+}
+
+/** The default: a request may set no variable. */
+export const NO_ENV: EnvAllowlist = { names: [], prefixes: [] };
+
+const ALLOW_ENTRY = /^([A-Za-z_][A-Za-z0-9_]{0,127})(\*?)$/;
+
+/**
+ * Parses --allow-env values ("NAME,PREFIX_*", repeatable). An entry that
+ * could only ever name refused variables (LD_PRELOAD, NODE_*) is a mistake
+ * the operator hears of at start, not at the first request.
+ */
+export function parseAllowEnv(values: readonly string[], flag = '--allow-env'): EnvAllowlist {
+  const names: string[] = [];
+  const prefixes: string[] = [];
+  for (const entry of values.flatMap((v) => v.split(',')).map((e) => e.trim())) {
+    if (entry === '') continue;
+    const m = ALLOW_ENTRY.exec(entry);
+    if (m === null) throw invalid(`${flag} takes variable names and PREFIX* patterns separated by commas (letters, digits and "_", not starting with a digit), got ${JSON.stringify(entry)}`);
+    const [, stem, star] = m;
+    // A pattern is refused only when all it could match is refused (LD_*, not LD*).
+    const never = star === '' || NEVER_PREFIXES.some(([prefix]) => stem.startsWith(prefix)) ? neverFromRequest(stem) : null;
+    if (never !== null) throw invalid(`${flag} ${entry}: never accepted from a request, ${never}`);
+    (star === '' ? names : prefixes).push(stem);
+  }
+  return { names, prefixes };
+}
+
+function describe(allow: EnvAllowlist): string {
+  const all = [...allow.names, ...allow.prefixes.map((p) => `${p}*`)];
+  return all.length === 0 ? 'none: the daemon was started without --allow-env' : all.join(', ');
+}
+
+export function checkEnv(env: unknown, field = 'env', allow: EnvAllowlist = NO_ENV): Record<string, string> | undefined {
   if (env === undefined) return undefined;
   if (env === null || typeof env !== 'object' || Array.isArray(env)) throw invalid(`${field} must be a JSON object of strings`);
   const entries = Object.entries(env);
@@ -60,6 +130,11 @@ export function checkEnv(env: unknown, field = 'env'): Record<string, string> | 
   for (const [name, value] of entries) {
     if (!ENV_NAME.test(name)) throw invalid(`${field} name ${JSON.stringify(name)} is not a valid variable name (letters, digits and "_", not starting with a digit, at most 128)`);
     if (typeof value !== 'string' || value.includes('\0')) throw invalid(`${field}.${name} must be a string without NUL bytes`);
+    const never = neverFromRequest(name);
+    if (never !== null) throw invalid(`${field}.${name} is never accepted from a request, not even with --allow-env: ${never}`);
+    if (!allow.names.includes(name) && !allow.prefixes.some((p) => name.startsWith(p))) {
+      throw invalid(`${field}.${name} is not allowed: a request may set only the variables the daemon's --allow-env names (${describe(allow)})`);
+    }
   }
   return env as Record<string, string>;
 }
@@ -95,8 +170,12 @@ export interface ValidRunRequest {
   env: Record<string, string> | undefined;
 }
 
-/** A whole run request, each field by its rule; `prefix` is where the front end keeps them ("body."). */
-export function checkRunRequest(request: unknown, prefix = ''): ValidRunRequest {
+/**
+ * A whole run request, each field by its rule; `prefix` is where the front
+ * end keeps them ("body."), `allowEnv` the daemon's --allow-env (default: no
+ * variable).
+ */
+export function checkRunRequest(request: unknown, prefix = '', allowEnv: EnvAllowlist = NO_ENV): ValidRunRequest {
   if (request === null || typeof request !== 'object' || Array.isArray(request)) throw invalid('the run request must be a JSON object');
   const { handler, args, id, timeoutMs, env } = request as Record<string, unknown>;
   return {
@@ -104,6 +183,6 @@ export function checkRunRequest(request: unknown, prefix = ''): ValidRunRequest 
     args: checkArgs(args, `${prefix}args`),
     id: id === undefined ? undefined : checkRunId(id, `${prefix}id`),
     timeoutMs: checkTimeoutMs(timeoutMs, `${prefix}timeoutMs`),
-    env: checkEnv(env, `${prefix}env`),
+    env: checkEnv(env, `${prefix}env`, allowEnv),
   };
 }

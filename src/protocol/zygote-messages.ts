@@ -1,6 +1,19 @@
 // Runs in the supervisor and the zygote: the closed vocabulary of their
 // private channel (an inherited socketpair, fd 3 of the zygote).
 
+/**
+ * The longest message the zygote sends. Its largest are run reports: a
+ * result of at most INLINE_RESULT_BYTES inline (a larger one stays in the
+ * run's result.json, protocol/run-files.ts) and an error cut to
+ * MAX_ERROR_TEXT. A zygote that sent more would cost the supervisor memory
+ * and time for what it never keeps.
+ */
+export const FROM_ZYGOTE_MAX_BYTES = 4 * 1024 * 1024;
+/** The longest message the supervisor sends: a spawn carries the run's args and env, up to the line protocol's largest --max-line (64 MiB). */
+export const TO_ZYGOTE_MAX_BYTES = 65 * 1024 * 1024;
+/** A run's error message and stack are each cut to this many characters in its report. */
+export const MAX_ERROR_TEXT = 16 * 1024;
+
 export interface SerializedError {
   name: string;
   message: string;
@@ -25,7 +38,12 @@ export interface ChildReport {
   /** process.hrtime.bigint() when the handler's first line ran, as a decimal string. */
   handlerStartNs: string | null;
   ok: boolean;
+  /** The result, when its JSON is at most INLINE_RESULT_BYTES. */
   value?: unknown;
+  /** Bytes of the result's JSON, when the handler returned one. */
+  resultBytes?: number;
+  /** The result is in the run's result.json (its JSON is larger than INLINE_RESULT_BYTES). */
+  resultInFile?: boolean;
   error?: SerializedError;
   exitCode?: number;
   memory?: MemoryUsage | null;
@@ -43,6 +61,8 @@ export interface SpawnRequest {
   /** Directory the child writes its stdout, stderr and status.json into. */
   runDir: string;
   maxOutputBytes: number;
+  /** --max-result-bytes: a larger result fails the run (FORKD_ERR_RESULT_TOO_LARGE). */
+  maxResultBytes: number;
 }
 
 export type ToZygote = SpawnRequest | { t: 'shutdown' };

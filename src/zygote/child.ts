@@ -4,11 +4,13 @@
 // survives the zygote and the supervisor going away.
 import { renameSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { claimRunOrExit } from '../child/claim';
 import { fatalError } from '../child/exit';
 import { resultNotSerializable, serializeError } from '../child/job-child';
+import { ForkdError } from '../errors';
 import type { RunContext } from '../lib/job-types';
-import { MAX_PROGRESS_BYTES, PROGRESS_FILE, PROGRESS_NEXT, STATUS_NEXT, overwriteFile } from '../protocol/run-files';
-import type { ChildReport, MemoryUsage, SpawnRequest } from '../protocol/zygote-messages';
+import { INLINE_RESULT_BYTES, MAX_PROGRESS_BYTES, PROGRESS_FILE, PROGRESS_NEXT, RESULT_FILE, STATUS_NEXT, overwriteFile } from '../protocol/run-files';
+import { MAX_ERROR_TEXT, type ChildReport, type MemoryUsage, type SerializedError, type SpawnRequest } from '../protocol/zygote-messages';
 import type { LoadedApp, HandlerContext } from './app-loader';
 
 interface OutputCounter {
@@ -78,15 +80,64 @@ function reportProgress(runDir: string, value: unknown): void {
   renameSync(path.join(runDir, PROGRESS_NEXT), path.join(runDir, PROGRESS_FILE));
 }
 
+/** An error as reported: message and stack cut, so what a handler throws cannot swell every process the report passes through. */
+function reportedError(error: unknown): SerializedError {
+  const e = serializeError(error);
+  const cut = (text: string) => (text.length > MAX_ERROR_TEXT ? `${text.slice(0, MAX_ERROR_TEXT)}... [forkd: cut at ${MAX_ERROR_TEXT} characters]` : text);
+  const short = (text: string) => text.slice(0, 256);
+  return {
+    name: short(e.name),
+    message: cut(e.message),
+    ...(e.stack !== undefined ? { stack: cut(e.stack) } : {}),
+    ...(e.code !== undefined ? { code: short(e.code) } : {}),
+  };
+}
+
+function resultTooLarge(bytes: number, max: number): ForkdError {
+  return new ForkdError(
+    'FORKD_ERR_RESULT_TOO_LARGE',
+    `the handler's result is ${bytes} bytes of JSON, more than --max-result-bytes (${max}): it was dropped; write a large result to a file and return its path, or raise --max-result-bytes`,
+  );
+}
+
+/**
+ * Puts the handler's value into the report: its JSON measured here, in the
+ * child, so a result over the limit never leaves it, and one too large to
+ * carry inline goes to result.json (written here too: the zygote and the
+ * supervisor never hold it).
+ */
+function reportResult(report: ChildReport, value: unknown, request: SpawnRequest): void {
+  // A value JSON cannot carry fails the run here, as forkRun fails a job.
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value);
+  } catch (error) {
+    throw resultNotSerializable(error);
+  }
+  if (json === undefined) return;
+  const bytes = Buffer.byteLength(json);
+  if (bytes > request.maxResultBytes) throw resultTooLarge(bytes, request.maxResultBytes);
+  report.resultBytes = bytes;
+  if (bytes <= INLINE_RESULT_BYTES) {
+    report.value = value;
+    return;
+  }
+  overwriteFile(path.join(request.runDir, RESULT_FILE), json);
+  report.resultInFile = true;
+}
+
 /** The job forkRun runs in the child: returns the report the zygote forwards. */
 export async function runRequest(app: LoadedApp, request: SpawnRequest, ctx: RunContext): Promise<ChildReport> {
+  // First of all: the run must be this process's, not one the supervisor
+  // gave up on (child/claim.ts). Nothing is written to its files before.
+  claimRunOrExit(request.runDir);
   const stdout: OutputCounter = { bytes: 0, truncated: false };
   const stderr: OutputCounter = { bytes: 0, truncated: false };
   limitOutput(process.stdout, request.maxOutputBytes, stdout);
   limitOutput(process.stderr, request.maxOutputBytes, stderr);
   const report: ChildReport = { handlerStartNs: null, ok: false };
   process.on('exit', (code) => {
-    if (!report.ok && report.error === undefined && fatalError() !== undefined) report.error = serializeError(fatalError());
+    if (!report.ok && report.error === undefined && fatalError() !== undefined) report.error = reportedError(fatalError());
     writeStatus(request.runDir, {
       ...report,
       exitCode: code,
@@ -105,16 +156,10 @@ export async function runRequest(app: LoadedApp, request: SpawnRequest, ctx: Run
     // Absent args travel as JSON null; the handler gets undefined, so its
     // parameter defaults (`{ url } = {}`) apply.
     const value = await handler(request.args === null ? undefined : request.args, hctx);
-    // A value JSON cannot carry fails the run here, as forkRun fails a job.
-    try {
-      JSON.stringify(value);
-    } catch (error) {
-      throw resultNotSerializable(error);
-    }
-    report.value = value;
+    reportResult(report, value, request);
     report.ok = true;
   } catch (error) {
-    report.error = serializeError(error);
+    report.error = reportedError(error);
     process.exitCode = 1;
   }
   return report;

@@ -15,8 +15,9 @@ import { finishPendingSweep } from '../lib/heap-sweep';
 import { PreforkPool } from '../lib/prefork-pool';
 import { installRandomWrappers } from '../lib/random';
 import { installTracking } from '../lib/tracking';
-import { JsonLineChannel } from '../protocol/json-lines';
-import { FromZygote, SpawnRequest, ToZygote, isToZygote, ChildReport } from '../protocol/zygote-messages';
+import { installWriteTracking } from '../lib/write-tracking';
+import { JsonLineChannel, MessageTooLongError } from '../protocol/json-lines';
+import { FROM_ZYGOTE_MAX_BYTES, FromZygote, SpawnRequest, TO_ZYGOTE_MAX_BYTES, ToZygote, isToZygote, ChildReport } from '../protocol/zygote-messages';
 import { LoadedApp, loadApp } from './app-loader';
 import { runRequest } from './child';
 
@@ -24,6 +25,7 @@ import { runRequest } from './child';
 // Math.random / randomUUID must go through forkd's wrappers.
 endEagerCompile();
 installTracking();
+installWriteTracking();
 installRandomWrappers();
 
 const CHANNEL_FD = 3;
@@ -39,6 +41,25 @@ let spawning = 0;
 let live = 0;
 let retiring = false;
 let onIdle: () => void = () => {};
+
+/**
+ * Reports a run's exit. A report too long for the channel (a child that
+ * put more in it than zygote/child.ts lets through) is replaced by an error
+ * saying so: the exit itself must reach the supervisor.
+ */
+function sendExited(channel: JsonLineChannel<ToZygote, FromZygote>, message: Extract<FromZygote, { t: 'exited' }>): void {
+  try {
+    channel.send(message);
+  } catch (error) {
+    if (!(error instanceof MessageTooLongError)) throw error;
+    const report: ChildReport = {
+      handlerStartNs: message.report?.handlerStartNs ?? null,
+      ok: false,
+      error: { name: 'ForkdError', code: 'FORKD_ERR_RESULT_TOO_LARGE', message: `the run's report is ${error.bytes} bytes, more than the zygote's channel carries (${error.limit}): it was dropped` },
+    };
+    channel.send({ ...message, report });
+  }
+}
 
 function settled(): void {
   if (retiring && spawning === 0 && live === 0) onIdle();
@@ -63,7 +84,7 @@ function spawn(pool: PreforkPool<SpawnRequest, ChildReport>, channel: JsonLineCh
         void child.exited.then((info) => {
           live--;
           const report: ChildReport | null = isReport(info.result) ? info.result : info.error !== undefined ? { handlerStartNs: null, ok: false, error: info.error } : null;
-          channel.send({ t: 'exited', runId: request.runId, pid: info.pid, code: info.code, signal: info.signal, coreDumped: info.coreDumped, rusage: info.rusage, report });
+          sendExited(channel, { t: 'exited', runId: request.runId, pid: info.pid, code: info.code, signal: info.signal, coreDumped: info.coreDumped, rusage: info.rusage, report });
           settled();
         });
       },
@@ -91,7 +112,10 @@ async function main(): Promise<void> {
   const { values } = parseArgs({ options: { app: { type: 'string' }, prefork: { type: 'string' } }, strict: true });
   if (values.app === undefined) throw new Error('zygote: --app FILE is required');
   const preforkSize = Number(values.prefork ?? 0);
-  const channel = new JsonLineChannel<ToZygote, FromZygote>(new net.Socket({ fd: CHANNEL_FD, readable: true, writable: true }), isToZygote);
+  const channel = new JsonLineChannel<ToZygote, FromZygote>(new net.Socket({ fd: CHANNEL_FD, readable: true, writable: true }), isToZygote, {
+    maxIn: TO_ZYGOTE_MAX_BYTES,
+    maxOut: FROM_ZYGOTE_MAX_BYTES,
+  });
   // The supervisor is gone (the channel closed): nothing will ask for runs
   // again. Runs already forked carry on on their own.
   channel.on('close', () => process.exit(0));
@@ -108,8 +132,10 @@ async function main(): Promise<void> {
   prepareHeap();
   // Runs outlive the zygote: if it dies they are re-parented to the
   // supervisor (a subreaper), which reaps them and records their status.
-  // Idle prefork children, which have no job yet, die with it.
-  const pool = new PreforkPool<SpawnRequest, ChildReport>((request, ctx) => runRequest(app, request, ctx), { size: preforkSize, deathSignal: null });
+  // Idle prefork children, which have no job yet, die with it. A run that
+  // listens to ctx.signal is not bounded after SIGTERM by its child: every
+  // SIGTERM the daemon sends is followed by SIGKILL after --kill-grace-ms.
+  const pool = new PreforkPool<SpawnRequest, ChildReport>((request, ctx) => runRequest(app, request, ctx), { size: preforkSize, deathSignal: null, termGraceMs: null });
   channel.on('message', (message: ToZygote) => {
     if (message.t === 'spawn') spawn(pool, channel, message);
     else if (message.t === 'shutdown') {

@@ -10,13 +10,14 @@ import * as path from 'node:path';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyReply } from 'fastify';
 import type pino from 'pino';
 import { ForkdError } from '../../errors';
+import { isPoisonKey } from '../../protocol/json-keys';
 import type { SupervisorConfig } from '../config';
 import { BODY_LIMIT_BYTES, errorBody, toHttpError } from './http-errors';
 import { RequestGuard } from './http-guard';
-import { ConnectionTracker, HttpHandover, adoptConnection, stopAccepting } from '../restart/http-handover';
-import { registerRoutes } from './http-routes';
+import { ConnectionTracker, HttpHandover, adoptConnection, rawJsonResponse, stopAccepting } from '../restart/http-handover';
+import { registerRoutes, restartAnswer } from './http-routes';
 import type { Metrics } from '../metrics';
-import type { RunService } from '../runs/run-service';
+import type { RestartResult, RunService } from '../runs/run-service';
 
 export interface HttpApi {
   /** Binds the TCP port and, when configured, the unix socket. */
@@ -111,7 +112,7 @@ async function clearStaleSocket(file: string): Promise<void> {
 export async function createHttpApi(
   service: RunService,
   config: SupervisorConfig,
-  deps: { logger: pino.Logger; metrics: Metrics; timeouts?: Partial<HttpTimeouts>; inherited?: HttpHandover },
+  deps: { logger: pino.Logger; metrics: Metrics; timeouts?: Partial<HttpTimeouts>; inherited?: HttpHandover; restartResult?: RestartResult },
 ): Promise<HttpApi> {
   const timeouts = { ...defaultHttpTimeouts, ...deps.timeouts };
   const log = deps.logger.child({ component: 'http' });
@@ -182,7 +183,8 @@ export async function createHttpApi(
   const handler: http.RequestListener = routing;
 
   // Our own JSON parser: its errors say what is wrong, and it refuses the keys
-  // that poison prototypes when a body is merged into another object.
+  // that poison prototypes when a body is merged into another object
+  // (protocol/json-keys.ts).
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: BODY_LIMIT_BYTES }, (_request, text, done) => {
     const body = String(text);
@@ -191,7 +193,7 @@ export async function createHttpApi(
       done(
         null,
         JSON.parse(body, (key, value: unknown) => {
-          if (key === '__proto__' || (key === 'constructor' && typeof value === 'object' && value !== null && Object.hasOwn(value, 'prototype'))) {
+          if (isPoisonKey(key, value)) {
             throw new ForkdError('FORKD_ERR_BAD_REQUEST', `the request body may not contain the key ${JSON.stringify(key)}`);
           }
           return value;
@@ -209,7 +211,7 @@ export async function createHttpApi(
 
   app.addHook('onRequest', async (request, reply) => {
     const viaUnix = (request.raw as MarkedRequest)[kViaUnixSocket] === true;
-    const denied = guard.checkOrigin(request.raw, viaUnix) ?? (request.routeOptions.url === '/v1/health' ? null : guard.checkToken(request.raw));
+    const denied = guard.checkRequestLine(request.raw) ?? guard.checkOrigin(request.raw, viaUnix) ?? (request.routeOptions.url === '/v1/health' ? null : guard.checkToken(request.raw));
     if (denied !== null) throw denied;
     if (closing) reply.header('connection', 'close');
   });
@@ -239,10 +241,12 @@ export async function createHttpApi(
     service,
     metrics: deps.metrics,
     waits,
-    onStopRequested: () => {
-      log.info('stop requested over HTTP');
-      service.stop().catch((error: unknown) => log.error({ err: error }, 'stop failed'));
+    allowEnv: config.allowEnv,
+    onStopRequested: (options) => {
+      log.info(options, 'stop requested over HTTP');
+      service.stop(options).catch((error: unknown) => log.error({ err: error }, 'stop failed'));
     },
+    oweRestartAnswer: (req) => tracker.oweAnswer(req),
   });
 
   async function listen(): Promise<void> {
@@ -291,7 +295,12 @@ export async function createHttpApi(
       unixInode = inherited?.unixInode ?? fs.statSync(config.socket).ino;
       unixServer = unix;
     }
-    for (const conn of inherited?.idle ?? []) adoptConnection(conn.unix && unixServer !== null ? unixServer : server, conn.fd);
+    // The restart that made this image succeeded: its callers learn it now.
+    const answer = restartAnswer(deps.restartResult ?? { ok: true, appVersion: null, loadedAt: null });
+    for (const conn of inherited?.idle ?? []) {
+      const owed = conn.restartAnswer === undefined ? undefined : { answer: rawJsonResponse(answer.status, answer.body, conn.restartAnswer.keepAlive), keepAlive: conn.restartAnswer.keepAlive };
+      adoptConnection(conn.unix && unixServer !== null ? unixServer : server, conn.fd, owed);
+    }
   }
 
   function port(): number {

@@ -28,6 +28,8 @@ export const httpStatusOf: Partial<Record<ErrorCode, number>> = {
   FORKD_ERR_ZYGOTE_UNAVAILABLE: 503,
   FORKD_ERR_FORK_UNSAFE: 503,
   FORKD_ERR_SPAWN_TIMEOUT: 503,
+  // Insufficient Storage: the request was fine, the daemon cannot record it.
+  FORKD_ERR_STATE_DIR: 507,
 };
 
 export interface HttpErrorBody {

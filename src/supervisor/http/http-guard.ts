@@ -1,4 +1,5 @@
-// Runs in the supervisor. Who may talk to the HTTP API. A daemon on loopback
+// Runs in the supervisor. Who may talk to the HTTP API. First the request
+// line must be plain: a path as target, one Host. A daemon on loopback
 // is still reachable from every web page a local browser opens: a page can
 // POST to http://127.0.0.1:7070 (CSRF) or resolve its own name to 127.0.0.1
 // (DNS rebinding). Both are stopped by accepting only our own address in
@@ -56,6 +57,25 @@ export class RequestGuard {
     return local !== undefined && this.withPort(hostForm(local)).includes(host);
   }
 
+  /**
+   * The request line and Host, before anything reads them: a ForkdError
+   * (400) for a target that is not a path (absolute-form
+   * "http://evil.example/v1/runs", RFC 9112 3.2.2, names an authority that
+   * would take precedence over the Host checked below) and for more than one
+   * Host (Node keeps the first, a proxy in front may have judged another;
+   * RFC 9112 3.2 requires 400).
+   */
+  checkRequestLine(req: IncomingMessage): ForkdError | null {
+    const target = req.url ?? '';
+    if (!target.startsWith('/')) {
+      return badRequest(`the request target ${JSON.stringify(target.slice(0, 200))} is not a path: absolute-form and other targets are refused; send "${req.method ?? 'GET'} /v1/..." with a Host header`);
+    }
+    let hosts = 0;
+    for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i].toLowerCase() === 'host') hosts++;
+    if (hosts > 1) return badRequest(`the request has more than one Host header (${hosts}); send exactly one`);
+    return null;
+  }
+
   /** Host and Origin: a ForkdError (403) when the request may come from a web page, else null. */
   checkOrigin(req: IncomingMessage, viaUnixSocket: boolean): ForkdError | null {
     const origin = req.headers.origin;
@@ -86,6 +106,10 @@ export class RequestGuard {
       m === null ? 'this daemon requires a token: send "Authorization: Bearer <token>"' : 'the bearer token is wrong',
     );
   }
+}
+
+function badRequest(message: string): ForkdError {
+  return new ForkdError('FORKD_ERR_BAD_REQUEST', message);
 }
 
 function forbidden(message: string): ForkdError {

@@ -40,7 +40,7 @@ export function followOutput(service: RunService, id: string, file: string, sign
     let offset = 0;
     try {
       while (!signal.aborted) {
-        const record = service.get(id);
+        const record = service.get(id, { result: false });
         const ended = record === undefined || record.state !== 'running';
         if (fh === null) {
           fh = await open(file, 'r').catch((error: unknown) => {
@@ -66,7 +66,7 @@ export function followOutput(service: RunService, id: string, file: string, sign
         }
         // A wait that failed or came back early while the run goes on must not make this loop spin.
         const left = FOLLOW_POLL_MS - (Date.now() - began);
-        if (left > 0 && service.get(id)?.state === 'running') await delay(left, undefined, { signal }).catch(() => undefined);
+        if (left > 0 && service.get(id, { result: false })?.state === 'running') await delay(left, undefined, { signal }).catch(() => undefined);
       }
     } finally {
       await fh?.close();

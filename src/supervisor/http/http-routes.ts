@@ -6,10 +6,11 @@ import { signalName } from '../../lib/signals';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ForkdError } from '../../errors';
 import { runNotFound, runStillRunning } from '../runs/run-errors';
-import { RUN_ID_PATTERN, checkRunRequest, checkRunSignal } from '../../protocol/run-request';
+import { RUN_ID_PATTERN, checkRunRequest, checkRunSignal, type EnvAllowlist } from '../../protocol/run-request';
 import type { Metrics } from '../metrics';
 import { isFinished, runStates, type RunRecord, type RunState } from '../runs/run-record';
-import type { OutputStream, RunService, StartRunRequest } from '../runs/run-service';
+import type { OutputStream, RestartResult, RunService, StartRunRequest, StopOptions, WaitResult } from '../runs/run-service';
+import type { IncomingMessage } from 'node:http';
 import { errorBody, statusOf } from './http-errors';
 import { followOutput, readOutput } from './http-output';
 
@@ -24,6 +25,7 @@ const idParams = {
   additionalProperties: false,
 } as const;
 const noQuery = { type: 'object', additionalProperties: false } as const;
+const stopQuery = { type: 'object', properties: { leaveRuns: boolText }, additionalProperties: false } as const;
 
 const startSchema = {
   querystring: { type: 'object', properties: { wait: boolText }, additionalProperties: false },
@@ -63,7 +65,23 @@ export interface RouteContext {
   metrics: Metrics;
   /** Waits in progress (long-polls, ?wait=true, follows): close() ends them so they answer now. */
   waits: Set<AbortController>;
-  onStopRequested(): void;
+  onStopRequested(options: StopOptions): void;
+  /** The daemon's --allow-env (absent: a request may set no variable). */
+  allowEnv?: EnvAllowlist;
+  /** `req` is a restart, which the next supervisor image may answer; returns what to call once it is answered here. */
+  oweRestartAnswer(req: IncomingMessage): () => void;
+}
+
+/**
+ * The answer to POST /v1/restart, whichever image gives it: 200 with the
+ * code now serving, or the failure's status and code (500
+ * FORKD_ERR_APP_LOAD, 507 FORKD_ERR_STATE_DIR...) with the code serving.
+ */
+export function restartAnswer(result: RestartResult): { status: number; body: unknown } {
+  if (result.ok) return { status: 200, body: { ok: true, appVersion: result.appVersion, loadedAt: result.loadedAt } };
+  const code = result.code ?? 'FORKD_ERR_APP_LOAD';
+  const message = result.appReloaded === true ? `restart incomplete: ${result.error ?? 'unknown error'}` : `restart refused, still serving the old code: ${result.error ?? 'unknown error'}`;
+  return { status: statusOf(code), body: { ...errorBody(code, message), appVersion: result.appVersion, loadedAt: result.loadedAt, appReloaded: result.appReloaded === true } };
 }
 
 export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
@@ -81,10 +99,9 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
   }
 
   /**
-   * The record once the run has ended, or as it is when maxMs pass or the
-   * wait is aborted. Waits longer than MAX_WAIT_MS go in slices; a slice that
-   * comes back early with the run still going was woken on purpose (the
-   * daemon is stopping or restarting) and is answered at once.
+   * The record once the run has ended, or as it is when maxMs pass, the
+   * wait is aborted or the daemon stops. Waits longer than MAX_WAIT_MS go in
+   * slices.
    */
   async function waitUntilEnded(id: string, maxMs: number, signal: AbortSignal): Promise<RunRecord> {
     const deadline = Date.now() + maxMs;
@@ -93,20 +110,23 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
       if (record === undefined) throw runNotFound(id);
       const slice = Math.min(deadline - Date.now(), MAX_WAIT_MS);
       if (isFinished(record) || signal.aborted || slice <= 0) return record;
-      const began = Date.now();
-      let woken: RunRecord;
+      let woken: WaitResult;
       try {
         woken = await service.waitForEnd(id, slice, signal);
       } catch (error) {
         if (!signal.aborted) throw error;
         continue;
       }
-      if (!isFinished(woken) && Date.now() - began < slice - 5) return service.get(id) ?? woken;
+      // The record it ended with: a small --retain may already have freed it
+      // (another run that ended in the same tick), and it was run to its end.
+      if (isFinished(woken.record)) return woken.record;
+      if (woken.woke === 'stopping') return service.get(id) ?? woken.record;
     }
   }
 
-  function requireRun(id: string): RunRecord {
-    const record = service.get(id);
+  /** The run's record; with its result only when `withResult` (reading it may mean reading result.json). */
+  function requireRun(id: string, withResult = false): RunRecord {
+    const record = service.get(id, { result: withResult });
     if (record === undefined) throw runNotFound(id);
     return record;
   }
@@ -114,7 +134,7 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
   app.post<{ Body: StartRunRequest; Querystring: { wait?: string } }>('/v1/runs', { schema: startSchema }, async (request, reply) => {
     const body = request.body;
     const scope = truthy(request.query.wait) ? waitScope(reply) : null;
-    const run = checkRunRequest(body, 'body.');
+    const run = checkRunRequest(body, 'body.', ctx.allowEnv);
     let record = await service.start({ handler: run.handler, args: run.args, id: run.id, timeoutMs: run.timeoutMs, env: run.env });
     if (scope !== null && !isFinished(record)) record = await waitUntilEnded(record.id, Infinity, scope.signal);
     return reply.code(201).send(record);
@@ -135,7 +155,7 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
       },
     },
     async (request, reply) => {
-      const record = requireRun(request.params.id);
+      const record = requireRun(request.params.id, true);
       const waitMs = Math.min(Number(request.query.waitMs ?? 0), MAX_WAIT_MS);
       if (waitMs === 0 || isFinished(record)) return record;
       return waitUntilEnded(record.id, waitMs, waitScope(reply).signal);
@@ -170,7 +190,7 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
     const signal = typeof request.body.signal === 'number' ? signo : (signalName(signo) ?? signo);
     const record = requireRun(request.params.id);
     if (isFinished(record) || !service.signal(record.id, signal)) {
-      throw new ForkdError('FORKD_ERR_RUN_ENDED', `run ${JSON.stringify(record.id)} has already ended (${service.get(record.id)?.state ?? 'freed'})`);
+      throw new ForkdError('FORKD_ERR_RUN_ENDED', `run ${JSON.stringify(record.id)} has already ended (${service.get(record.id, { result: false })?.state ?? 'freed'})`);
     }
     return { id: record.id, signal, sent: true };
   });
@@ -184,20 +204,24 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
     return { id: record.id, freed: true };
   });
 
-  app.post('/v1/restart', { schema: { querystring: noQuery } }, async (_request, reply) => {
-    const result = await service.restart();
-    if (!result.ok) {
-      const message = `restart refused, still serving the old code: ${result.error ?? 'unknown error'}`;
-      const body = { ...errorBody('FORKD_ERR_APP_LOAD', message), appVersion: result.appVersion, loadedAt: result.loadedAt };
-      return reply.code(statusOf('FORKD_ERR_APP_LOAD')).send(body);
+  app.post('/v1/restart', { schema: { querystring: noQuery } }, async (request, reply) => {
+    // Answered here only if the restart fails; once the exec is done, by the new image.
+    const answered = ctx.oweRestartAnswer(request.raw);
+    let result: RestartResult;
+    try {
+      result = await service.restart();
+    } finally {
+      answered();
     }
-    return result;
+    const { status, body } = restartAnswer(result);
+    return reply.code(status).send(body);
   });
 
-  app.post('/v1/stop', { schema: { querystring: noQuery } }, async (_request, reply) => {
+  app.post<{ Querystring: { leaveRuns?: string } }>('/v1/stop', { schema: { querystring: stopQuery } }, async (request, reply) => {
+    const leaveRuns = truthy(request.query.leaveRuns);
     // Answer first: the stop closes this very connection.
-    reply.raw.once('close', () => ctx.onStopRequested());
-    return reply.code(202).send({ stopping: true });
+    reply.raw.once('close', () => ctx.onStopRequested({ leaveRuns }));
+    return reply.code(202).send({ stopping: true, leaveRuns });
   });
 
   app.get('/v1/health', { schema: { querystring: noQuery } }, async (_request, reply) => {

@@ -5,8 +5,10 @@
 import { constants } from 'node:os';
 import type { Logger } from 'pino';
 import { ForkdError } from '../../errors';
+import { findPoisonKey } from '../../protocol/json-keys';
 import { STATUS_FAILED_TO_START, STATUS_LOST, type RunRecord } from '../runs/run-record';
 import type { RestartResult, RunService } from '../runs/run-service';
+import { phpJsonEncode } from './line-json';
 
 /** A reply is one JSON object on one line. */
 export type LineReply = { error_text: string } | { retcode: number };
@@ -31,6 +33,8 @@ export const replies = {
   classNotString: text('class is not a string'),
   paramsNotArray: text('params is not an array'),
   paramsTooDeep: text('params nested too deeply'),
+  tooManyConnections: text('Too many connections'),
+  leaveRunsNotBoolean: text('leave_runs is not a boolean'),
 } as const;
 
 export const unknownClass = (name: string): LineReply => text(`Unknown class '${name}'`);
@@ -55,8 +59,9 @@ export type LineOutcome =
   /** The daemon is stopping: no reply (as the original), read nothing more. */
   | { kind: 'stop' };
 
+/** The bytes of a reply line: every reply, whatever its text, is written by this one encoder. */
 export function encodeReply(reply: LineReply): Buffer {
-  return Buffer.from(`${JSON.stringify(reply)}\n`, 'utf8');
+  return Buffer.from(`${phpJsonEncode(reply)}\n`, 'latin1');
 }
 
 /**
@@ -137,12 +142,7 @@ export function handleLine(line: Buffer, ctx: ProtocolContext): LineOutcome {
       case 'restart':
         return { kind: 'pending', command: 'restart', reply: restart(ctx) };
       case 'stop':
-        // Next turn: stop() closes this server, and this connection must
-        // have taken its 'stop' state first.
-        setImmediate(() => {
-          ctx.service.stop().catch((error: unknown) => ctx.logger.error({ err: error }, 'stop requested on the line protocol failed'));
-        });
-        return { kind: 'stop' };
+        return stop(body, ctx);
       case 'bye':
         return { kind: 'bye' };
       default:
@@ -166,6 +166,8 @@ function run(body: unknown, ctx: ProtocolContext): LineOutcome {
   if (args === undefined) args = [];
   if (args === null || typeof args !== 'object') return { kind: 'reply', reply: replies.paramsNotArray };
   if (depthExceeds(args, MAX_PARAMS_DEPTH)) return { kind: 'reply', reply: replies.paramsTooDeep };
+  const poisoned = findPoisonKey(args);
+  if (poisoned !== null) return { kind: 'reply', reply: text(`params may not contain the key ${JSON.stringify(poisoned)}`) };
   let started: Promise<RunRecord>;
   try {
     started = ctx.service.start({ id, handler, args });
@@ -188,6 +190,8 @@ function startError(error: unknown, handler: string, ctx: ProtocolContext): Line
     case 'FORKD_ERR_TOO_MANY_RUNNING':
       return replies.tooManyRunning;
     case 'FORKD_ERR_INVALID_ARG':
+    case 'FORKD_ERR_STATE_DIR':
+      // No run was made (nothing to check): the reason is the reply.
       return text((error as Error).message);
     default:
       ctx.logger.warn({ err: error, handler }, 'line-protocol run could not fork');
@@ -198,7 +202,7 @@ function startError(error: unknown, handler: string, ctx: ProtocolContext): Line
 function check(body: unknown, service: RunService): LineReply {
   const id = hashToId(field(body, 'hash'));
   if (id === null) return replies.hashNotNumeric;
-  const record = service.get(id);
+  const record = service.get(id, { result: false });
   if (record === undefined) return replies.hashNotFound;
   const retcode = retcodeOf(record);
   return retcode === null ? replies.stillRunning : { retcode };
@@ -206,8 +210,10 @@ function check(body: unknown, service: RunService): LineReply {
 
 function free(body: unknown, service: RunService): LineReply {
   const id = hashToId(field(body, 'hash'));
-  if (id === null) return replies.hashNotNumeric;
-  const record = service.get(id);
+  // No run can have a hash that is not numeric, so "not found" is true; and
+  // it is what the original answered (it never checked the hash here).
+  if (id === null) return replies.hashNotFound;
+  const record = service.get(id, { result: false });
   if (record === undefined) return replies.hashNotFound;
   // The original forgot a running script and left it untracked; forkd keeps
   // following it until it ends, and only then may it be freed.
@@ -224,8 +230,8 @@ function free(body: unknown, service: RunService): LineReply {
 
 function terminate(body: unknown, ctx: ProtocolContext): LineReply {
   const id = hashToId(field(body, 'hash'));
-  if (id === null) return replies.hashNotNumeric;
-  const record = ctx.service.get(id);
+  if (id === null) return replies.hashNotFound; // As free(), and as the original.
+  const record = ctx.service.get(id, { result: false });
   if (record === undefined) return replies.hashNotFound;
   if (record.state !== 'running') return replies.alreadyNotRunning;
   try {
@@ -234,6 +240,23 @@ function terminate(body: unknown, ctx: ProtocolContext): LineReply {
     ctx.logger.warn({ err: error, id }, 'line-protocol terminate failed');
     return replies.failedToKill;
   }
+}
+
+/**
+ * `stop`, or `stop {"leave_runs":true}`: forkd's own variant, which leaves
+ * the running runs to the next daemon on the state dir. Other fields are
+ * ignored, as the original ignored the body; a leave_runs that is not a
+ * boolean is refused rather than guessed at, and nothing stops.
+ */
+function stop(body: unknown, ctx: ProtocolContext): LineOutcome {
+  const leaveRuns = field(body, 'leave_runs');
+  if (leaveRuns !== undefined && typeof leaveRuns !== 'boolean') return { kind: 'reply', reply: replies.leaveRunsNotBoolean };
+  // Next turn: stop() closes this server, and this connection must have
+  // taken its 'stop' state first.
+  setImmediate(() => {
+    ctx.service.stop({ leaveRuns: leaveRuns === true }).catch((error: unknown) => ctx.logger.error({ err: error }, 'stop requested on the line protocol failed'));
+  });
+  return { kind: 'stop' };
 }
 
 async function restart(ctx: ProtocolContext): Promise<LineReply> {

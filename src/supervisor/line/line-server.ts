@@ -6,7 +6,7 @@ import * as net from 'node:net';
 import type { Logger } from 'pino';
 import { ForkdError } from '../../errors';
 import type { SupervisorConfig } from '../config';
-import { fdOf } from '../restart/handle-fd';
+import { fdOf, unsentBytes } from '../../node-internals';
 import { LineFramer, LineTooLongError } from './line-framing';
 import { encodeReply, handleLine, lineTooLong, replies, restartFailed, type LineReply } from './line-protocol';
 import type { RestartResult, RunService } from '../runs/run-service';
@@ -263,8 +263,7 @@ class LineConnection {
     if (this.inflight === null) return Buffer.alloc(0);
     // libuv's count of bytes it still holds for this handle; with one write
     // in flight they are exactly the end of that write.
-    const handle = (this.socket as unknown as { _handle?: { writeQueueSize?: number } })._handle;
-    const left = Math.min(handle?.writeQueueSize ?? this.inflight.length, this.inflight.length);
+    const left = Math.min(unsentBytes(this.socket, this.inflight.length), this.inflight.length);
     return this.inflight.subarray(this.inflight.length - left);
   }
 
@@ -367,7 +366,7 @@ export function createLineServer(service: RunService, config: SupervisorConfig, 
       // The only reply this client will get, to its first request.
       logger.warn({ max: config.maxConnections }, 'line-protocol connection refused: too many connections');
       socket.on('error', () => {});
-      socket.end(encodeReply({ error_text: 'Too many connections' }));
+      socket.end(encodeReply(replies.tooManyConnections));
       setTimeout(() => socket.destroy(), LINGER_MS).unref();
       return null;
     }

@@ -51,15 +51,22 @@ export function runIdFor(queue: string, job: JobLike): string {
 }
 
 /** The run a job becomes (its validation is the run request's, in protocol/run-request.ts). */
-export function runRequestFor(queue: string, job: JobLike, id: string): StartRunRequest {
+export function runRequestFor(job: JobLike, id: string): StartRunRequest {
   return {
     id,
     handler: job.name,
     args: job.data,
     ...(job.opts.timeoutMs !== undefined ? { timeoutMs: job.opts.timeoutMs as number } : {}),
-    // The job's identity, for a handler that wants it (logs, idempotency keys).
-    env: { FORKD_QUEUE: queue, FORKD_JOB_ID: String(job.id), FORKD_JOB_ATTEMPT: String(job.attemptsMade + 1) },
   };
+}
+
+/**
+ * The job's identity in the run's environment, for a handler that wants it
+ * (logs, idempotency keys). Set by the daemon, not by a request, so no
+ * --allow-env is needed; a NUL (which an environment cannot hold) becomes "_".
+ */
+export function jobEnvFor(queue: string, job: JobLike): Record<string, string> {
+  return { FORKD_QUEUE: queue, FORKD_JOB_ID: String(job.id).replace(/\0/g, '_'), FORKD_JOB_ATTEMPT: String(job.attemptsMade + 1) };
 }
 
 export type JobOutcome =

@@ -22,7 +22,7 @@ import type { HealthSource, QueueHealth, RunService } from '../runs/run-service'
 import { CancelWatch } from './cancel-watch';
 import { HostWorker } from './host-worker';
 import { Delivery, HeldJob } from './job-delivery';
-import { FINAL_ERROR_NAME, JobOutcome, runIdFor, runRequestFor } from './job-mapping';
+import { FINAL_ERROR_NAME, JobOutcome, jobEnvFor, runIdFor, runRequestFor } from './job-mapping';
 import { ProgressWatch } from './progress-watch';
 import { QueueMetrics } from './queue-metrics';
 import type { QueueConfig } from './queue-options';
@@ -224,9 +224,9 @@ export class QueueHost implements HealthSource {
     this.hold(held, job.processedOn ?? Date.now());
     let record: RunRecord;
     try {
-      const request = runRequestFor(c.name, job, runId);
+      const request = runRequestFor(job, runId);
       release();
-      record = await this.service.start(request);
+      record = await this.service.start(request, jobEnvFor(c.name, job));
     } catch (error) {
       this.byRun.delete(runId);
       held.outcome = refusal(error as Error);
@@ -433,9 +433,13 @@ export class QueueHost implements HealthSource {
     this.redisUp = up;
     this.metrics.redisUp.set(up ? 1 : 0);
     if (up) {
+      // An error of an outage that is over says nothing about now.
+      this.lastError = null;
       this.logger.info('queue: connected to Redis');
       this.wake();
     } else if (!this.closed) {
+      // A server that shuts down closes the connection before any error: say so until one comes.
+      this.lastError ??= 'the connection to Redis closed';
       this.logger.warn({ lastError: this.lastError }, 'queue: lost the connection to Redis; runs go on, outcomes wait');
     }
   }

@@ -3,40 +3,46 @@
 // identities, the front ends' unread and unwritten bytes). It lives in the
 // private state directory (0700), is written atomically with mode 0600,
 // opened without following symlinks, checked for owner and mode, and
-// authenticated with an HMAC whose key crosses the exec in the environment
-// only. It is deleted as soon as it is read.
+// authenticated with an HMAC whose key crosses the exec with the other
+// secrets (secret-channel.ts), never in the environment. It is deleted as
+// soon as it is read.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ForkdError } from '../../errors';
 import { writeFileAtomic } from '../store/run-store';
 
-export const HANDOVER_ENV = 'FORKD_HANDOVER';
+/**
+ * What a restart checks it can write in the state directory before it
+ * starts: a handover is usually a few KiB (zygotes, timers, connections), up
+ * to some 100 KiB per line-protocol connection with unread requests and
+ * unwritten replies. Past this the exec may still fail; that outcome is
+ * reported too (restart/reexec.ts).
+ */
+export const HANDOVER_PROBE_BYTES = 64 * 1024;
 
 function hmac(key: Buffer, body: string): string {
   return createHmac('sha256', key).update(body).digest('hex');
 }
 
-/** Writes the state; returns the value for HANDOVER_ENV (path and key). */
-export function writeHandover(stateDir: string, state: unknown): string {
+/** Writes the state; returns where it is and the key of its HMAC (hex), for the secret channel. */
+export function writeHandover(stateDir: string, state: unknown): { file: string; key: string } {
   const key = randomBytes(32);
   const file = path.join(stateDir, `handover-${process.pid}.json`);
   const body = JSON.stringify(state);
   writeFileAtomic(file, JSON.stringify({ mac: hmac(key, body), body }));
-  return `${file}:${key.toString('hex')}`;
+  return { file, key: key.toString('hex') };
 }
 
 function fail(message: string): never {
   throw new ForkdError('FORKD_ERR_STATE_FILE', `restart handover refused: ${message}`);
 }
 
-/** Reads, verifies and deletes the state named by HANDOVER_ENV. */
-export function readHandover(value: string, stateDir: string): unknown {
-  const sep = value.lastIndexOf(':');
-  if (sep < 0) fail(`${HANDOVER_ENV} is malformed`);
-  const file = value.slice(0, sep);
-  const key = Buffer.from(value.slice(sep + 1), 'hex');
-  if (key.length !== 32) fail(`${HANDOVER_ENV} carries no valid key`);
+/** Reads, verifies and deletes the state the old image wrote (writeHandover's file and key). */
+export function readHandover(handed: { file: string; key: string }, stateDir: string): unknown {
+  const { file } = handed;
+  const key = Buffer.from(handed.key, 'hex');
+  if (key.length !== 32) fail('the handover carries no valid key');
   if (path.dirname(file) !== path.resolve(stateDir)) fail(`${file} is not in the state directory ${stateDir}`);
   let fd: number;
   try {

@@ -3,14 +3,16 @@
 // fd, so new connections wait in the kernel's backlog), answers long-polls
 // with the current state, lets requests in flight finish, and stops reading
 // from every connection that is idle; then it hands over the listening
-// sockets and every connection, all idle. After the execve the new image
-// listens on the same sockets and serves the same connections. No connection
-// is closed: closing a keep-alive connection races with a client sending on
-// it, and that client would see a reset.
-import type * as http from 'node:http';
+// sockets and every connection, all idle but those waiting for the answer to
+// POST /v1/restart, which only the new image knows (the exec may still
+// fail). After the execve the new image writes those answers, listens on the
+// same sockets and serves the same connections. No connection is closed:
+// closing a keep-alive connection races with a client sending on it, and
+// that client would see a reset.
+import * as http from 'node:http';
 import * as net from 'node:net';
 import { native } from '../../native';
-import { fdOf } from './handle-fd';
+import { fdOf } from '../../node-internals';
 
 export interface HttpHandover {
   version: 1;
@@ -18,8 +20,12 @@ export interface HttpHandover {
   unixFd: number | null;
   /** The unix socket file's inode: close() unlinks the path only while it is still ours. */
   unixInode: number | null;
-  /** Idle keep-alive connections, by fd, and whether they came through the unix socket. */
-  idle: Array<{ fd: number; unix: boolean }>;
+  /**
+   * Idle keep-alive connections, by fd, and whether they came through the
+   * unix socket; `restartAnswer` when the connection waits for the answer to
+   * its POST /v1/restart (and whether it is kept alive after it).
+   */
+  idle: Array<{ fd: number; unix: boolean; restartAnswer?: { keepAlive: boolean } }>;
 }
 
 function handoverFd(handle: net.Server | net.Socket): number {
@@ -32,6 +38,8 @@ function handoverFd(handle: net.Server | net.Socket): number {
 export class ConnectionTracker {
   private readonly busy = new Map<net.Socket, number>();
   private readonly unix = new Set<net.Socket>();
+  /** Connections whose request in flight is a restart, with whether each is kept alive. */
+  private readonly owed = new Map<net.Socket, boolean>();
   private drainedWaiters = new Set<() => void>();
   /** While set, a connection whose response is sent stops reading. */
   private draining = false;
@@ -43,6 +51,7 @@ export class ConnectionTracker {
       socket.once('close', () => {
         this.busy.delete(socket);
         this.unix.delete(socket);
+        this.owed.delete(socket);
         this.check();
       });
     });
@@ -67,14 +76,31 @@ export class ConnectionTracker {
     for (const [socket, count] of this.busy) if (count === 0) socket.pause();
   }
 
-  /** No request in flight. */
+  /**
+   * `req` is a restart: its answer may have to come from the next image, so
+   * a handover does not wait for it and hands its connection over, owed an
+   * answer. Returns what to call once it is answered here after all (the
+   * restart failed).
+   */
+  oweAnswer(req: http.IncomingMessage): () => void {
+    const socket = req.socket;
+    this.owed.set(socket, keepsAlive(req));
+    // Read nothing more meanwhile: bytes read here would be lost in the exec.
+    socket.pause();
+    return () => {
+      this.owed.delete(socket);
+      if (!this.draining) socket.resume();
+    };
+  }
+
+  /** No request in flight, but restarts. */
   quiet(): boolean {
     return this.inFlight() === 0;
   }
 
   private inFlight(): number {
     let n = 0;
-    for (const count of this.busy.values()) if (count > 0) n++;
+    for (const [socket, count] of this.busy) if (count > 0 && !this.owed.has(socket)) n++;
     return n;
   }
 
@@ -97,13 +123,14 @@ export class ConnectionTracker {
     });
   }
 
-  /** The idle connections (paused since startDraining). */
-  takeIdle(): Array<{ fd: number; unix: boolean }> {
-    const out: Array<{ fd: number; unix: boolean }> = [];
+  /** The idle connections (paused since startDraining), and those owed a restart's answer. */
+  takeIdle(): HttpHandover['idle'] {
+    const out: HttpHandover['idle'] = [];
     for (const [socket, count] of this.busy) {
-      if (count > 0 || socket.destroyed) continue;
+      const owed = this.owed.get(socket);
+      if ((count > 0 && owed === undefined) || socket.destroyed) continue;
       socket.pause();
-      out.push({ fd: handoverFd(socket), unix: this.unix.has(socket) });
+      out.push({ fd: handoverFd(socket), unix: this.unix.has(socket), ...(owed !== undefined ? { restartAnswer: { keepAlive: owed } } : {}) });
     }
     return out;
   }
@@ -129,7 +156,43 @@ export function stopAccepting(server: net.Server): number {
   return copy;
 }
 
-/** Serves a connection handed over by the previous image. */
-export function adoptConnection(server: http.Server, fd: number): void {
-  server.emit('connection', new net.Socket({ fd, readable: true, writable: true }));
+/** Whether the connection of `req` stays open after its response (HTTP/1.1 unless "close", HTTP/1.0 only with "keep-alive"). */
+function keepsAlive(req: http.IncomingMessage): boolean {
+  const connection = String(req.headers.connection ?? '').toLowerCase();
+  if (req.httpVersionMajor === 1 && req.httpVersionMinor === 0) return /\bkeep-alive\b/.test(connection);
+  return !/\bclose\b/.test(connection);
+}
+
+/** A whole HTTP/1.1 response with a JSON body, as the API sends them. */
+export function rawJsonResponse(status: number, body: unknown, keepAlive: boolean): Buffer {
+  const json = Buffer.from(JSON.stringify(body));
+  const head = [
+    `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}`,
+    'content-type: application/json; charset=utf-8',
+    `content-length: ${json.length}`,
+    `date: ${new Date().toUTCString()}`,
+    `connection: ${keepAlive ? 'keep-alive' : 'close'}`,
+  ];
+  return Buffer.concat([Buffer.from(`${head.join('\r\n')}\r\n\r\n`), json]);
+}
+
+/**
+ * Serves a connection handed over by the previous image; one owed the
+ * answer to its restart gets `answer` first (and is closed after it unless
+ * kept alive).
+ */
+export function adoptConnection(server: http.Server, fd: number, owed?: { answer: Buffer; keepAlive: boolean }): void {
+  const socket = new net.Socket({ fd, readable: true, writable: true });
+  if (owed === undefined) {
+    server.emit('connection', socket);
+    return;
+  }
+  socket.write(owed.answer);
+  if (owed.keepAlive) {
+    server.emit('connection', socket);
+    return;
+  }
+  socket.on('error', () => {});
+  socket.end();
+  socket.resume();
 }

@@ -13,6 +13,8 @@ import { native } from '../../native';
 import type { RunStore } from '../store/run-store';
 import type { ExitedMessage } from '../zygotes/zygote-handle';
 import { childPids } from './proc';
+import type { ChildReport } from '../../protocol/zygote-messages';
+import type { RunClaims } from './run-claim';
 import type { RunState } from './run-record';
 import { ExitStatus, RunEntry, RunTable } from './run-table';
 
@@ -26,10 +28,15 @@ export class Reaper {
     private readonly store: RunStore,
     /** Pids of our zygotes: children of ours that are not orphans. */
     private readonly zygotePids: () => Set<number>,
+    private readonly claims: RunClaims,
   ) {}
 
-  /** Watches the run's process through a pidfd, whoever its parent is. */
-  follow(entry: RunEntry): void {
+  /**
+   * Watches the run's process through a pidfd, whoever its parent is.
+   * zygoteMayReport: false for a run followed after a crash, whose parent is
+   * no zygote of ours: its end is then settled at once from its status file.
+   */
+  follow(entry: RunEntry, zygoteMayReport = true): void {
     const pid = entry.record.pid;
     if (pid === null) return;
     let watch: ExitWatch;
@@ -38,7 +45,8 @@ export class Reaper {
     } catch {
       // Already gone and reaped before we could watch it: the zygote's report
       // (or the status file) decides.
-      this.awaitZygoteReport(entry);
+      if (zygoteMayReport) this.awaitZygoteReport(entry);
+      else this.finalizeFromStatus(entry, null);
       return;
     }
     entry.watching = true;
@@ -47,8 +55,10 @@ export class Reaper {
       if (info.reaped) {
         // We reaped it: the zygote was gone and the run was re-parented to us.
         this.finalizeFromStatus(entry, { code: info.code, signal: info.signal, rusage: info.rusage });
-      } else {
+      } else if (zygoteMayReport) {
         this.awaitZygoteReport(entry);
+      } else {
+        this.finalizeFromStatus(entry, null);
       }
     });
   }
@@ -62,7 +72,26 @@ export class Reaper {
     const entry = this.table.find(message.runId);
     if (entry === undefined || entry.record.state !== 'running') return;
     const report = message.report ?? this.store.readStatus(entry.record.id);
-    this.table.finalize(entry, outcome(entry, message.signal), { code: message.code, signal: message.signal, rusage: message.rusage }, report);
+    this.end(entry, { code: message.code, signal: message.signal, rusage: message.rusage }, report);
+  }
+
+  /**
+   * Records how the run ended. A process that left no report may have died
+   * before its handler started (a prefork child killed with its zygote an
+   * instant after it took the job, a child that could not repair its loop):
+   * if its claim is still untaken, it never will be, and the run is
+   * failed_to_start, safe to retry, rather than killed. A run forkd itself
+   * signalled ended by that signal, as asked, whether or not its handler had
+   * started.
+   */
+  private end(entry: RunEntry, status: ExitStatus, report: ChildReport | null): void {
+    if (report === null && !entry.signalled && this.claims.settle(entry.record.id).kind === 'abandoned') {
+      const how = status.signal !== null ? `died of ${status.signal}` : `exited with code ${status.code}`;
+      const error = new ForkdError('FORKD_ERR_ZYGOTE_UNAVAILABLE', `the run's process ${how} before its handler started`);
+      this.table.finalize(entry, 'failed_to_start', status, null, error);
+      return;
+    }
+    this.table.finalize(entry, outcome(entry, status.signal), status, report);
   }
 
   /**
@@ -87,6 +116,9 @@ export class Reaper {
         }
         continue;
       }
+      // A run's child whose zygote died with its fork unconfirmed: its
+      // adoption, a moment away, reaps it with its real status.
+      if (this.claims.claimedByPending(pid)) continue;
       try {
         native.tryWait(pid);
       } catch {
@@ -111,12 +143,23 @@ export class Reaper {
     const report = this.store.readStatus(entry.record.id);
     if (status === null) {
       if (report === null || report.exitCode === undefined) {
+        if (report === null && !entry.signalled && this.claims.settle(entry.record.id).kind === 'abandoned') {
+          const error = new ForkdError('FORKD_ERR_ZYGOTE_UNAVAILABLE', "the run's process ended before its handler started");
+          this.table.finalize(entry, 'failed_to_start', { code: null, signal: null, rusage: null }, null, error);
+          return;
+        }
+        if (entry.timedOut) {
+          // We ended it (its timeout), and it left no status: not a parent of
+          // it, we cannot know more.
+          this.table.finalize(entry, 'timed_out', { code: null, signal: null, rusage: null }, report);
+          return;
+        }
         this.table.finalize(entry, 'lost', { code: null, signal: null, rusage: null }, report, new ForkdError('FORKD_ERR_CHILD_LOST', 'the run ended but its exit status could not be recovered (its parent zygote reaped it and is gone)'));
         return;
       }
       status = { code: report.exitCode, signal: null, rusage: null };
     }
-    this.table.finalize(entry, outcome(entry, status.signal), status, report);
+    this.end(entry, status, report);
   }
 }
 

@@ -1,5 +1,6 @@
 // Runs in the supervisor. The operations every front end (HTTP API, line
 // protocol) calls: one place that validates, enforces limits and owns runs.
+import type { ErrorCode } from '../../errors';
 import type { RunRecord, RunState } from './run-record';
 
 export interface StartRunRequest {
@@ -27,6 +28,8 @@ export interface HealthReport {
     handlers: string[];
   };
   runs: { running: number; retained: number; maxRunning: number };
+  /** Whether runs can be recorded: null error while the last write there succeeded. */
+  stateDir: { path: string; writable: boolean; error: string | null };
   /** Present when the daemon consumes queues (forkd serve --redis): supervisor/queue/queue-host.ts. */
   queue?: QueueHealth;
 }
@@ -52,12 +55,35 @@ export interface HealthSource {
 
 export interface RestartResult {
   ok: boolean;
+  /** The application code serving now (the old one when the restart failed before its swap). */
   appVersion: string | null;
   loadedAt: string | null;
+  /** Why it failed. */
   error?: string;
+  /** The failure's code: FORKD_ERR_APP_LOAD when absent. */
+  code?: ErrorCode;
+  /** It failed after the new code took over: the new app serves, but the supervisor was not re-executed. */
+  appReloaded?: boolean;
 }
 
 export type OutputStream = 'stdout' | 'stderr';
+
+export interface StopOptions {
+  /**
+   * Leave running runs running, recorded as running, for the next daemon on
+   * the same state dir to follow (as after a crash), instead of giving them
+   * --stop-timeout and then terminating them.
+   */
+  leaveRuns?: boolean;
+}
+
+/** Why a wait for a run's end came back: it ended, the time was up, the waiter gave up, or the daemon is stopping. */
+export type WaitEnd = 'ended' | 'timeout' | 'aborted' | 'stopping';
+
+export interface WaitResult {
+  record: RunRecord;
+  woke: WaitEnd;
+}
 
 /**
  * Errors thrown are ForkdError with codes: FORKD_ERR_INVALID_ARG (400),
@@ -67,11 +93,20 @@ export type OutputStream = 'stdout' | 'stderr';
  */
 export interface RunService {
   /** Forks a run; resolves once the child exists (record state 'running'), or with a 'failed_to_start' record. */
-  start(request: StartRunRequest): Promise<RunRecord>;
-  get(id: string): RunRecord | undefined;
+  /**
+   * `daemonEnv`: variables the daemon itself sets for the run (the queue
+   * front end's FORKD_QUEUE, FORKD_JOB_ID), not subject to --allow-env.
+   */
+  start(request: StartRunRequest, daemonEnv?: Record<string, string>): Promise<RunRecord>;
+  /**
+   * A run's record, with its result (one kept in the run's result.json is
+   * read for it); `result: false` when only its state is wanted.
+   */
+  get(id: string, options?: { result?: boolean }): RunRecord | undefined;
+  /** The records; results kept in result.json (larger than 64 KiB) are left out (`resultBytes` says they exist). */
   list(filter?: { state?: RunState }): RunRecord[];
-  /** Resolves with the record once the run has ended, or with its current state after timeoutMs. */
-  waitForEnd(id: string, timeoutMs: number, signal?: AbortSignal): Promise<RunRecord>;
+  /** Resolves once the run has ended, or with its current state after timeoutMs, an abort or a stop; says which. */
+  waitForEnd(id: string, timeoutMs: number, signal?: AbortSignal): Promise<WaitResult>;
   /** Sends a signal to the run's process group; false if it is no longer running. */
   signal(id: string, signal: string | number): boolean;
   /** Forgets a finished run and deletes its files. */
@@ -85,5 +120,5 @@ export interface RunService {
   onRunStarted(listener: (record: RunRecord) => void): () => void;
   restart(): Promise<RestartResult>;
   /** Stops the daemon gracefully. */
-  stop(): Promise<void>;
+  stop(options?: StopOptions): Promise<void>;
 }

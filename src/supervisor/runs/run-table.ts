@@ -1,13 +1,15 @@
 // Runs in the supervisor: the table of runs it knows, running and retained.
 // This is where a run is ended (finalize: exactly once, whoever saw the end)
 // and persisted, where --retain frees the oldest records, and what queries
-// read. Deciding how a run ended is the reaper's (reaper.ts).
+// read (a large result is read from the run's result.json only then).
+// Deciding how a run ended is the reaper's (reaper.ts).
 import type { Logger } from 'pino';
 import { runNotFound, runStillRunning } from './run-errors';
 import type { ChildReport, Rusage } from '../../protocol/zygote-messages';
 import type { Metrics } from '../metrics';
 import type { RunStore } from '../store/run-store';
-import { RunRecord, RunState } from './run-record';
+import { RunRecord, RunState, resultOnDisk } from './run-record';
+import type { WaitEnd, WaitResult } from './run-service';
 
 /** One run as the supervisor tracks it. */
 export interface RunEntry {
@@ -18,12 +20,14 @@ export interface RunEntry {
   requestedAt: bigint;
   /** Our own pidfd watch on the run's process, while it is armed. */
   watching: boolean;
+  /** forkd sent it a signal (a client's, a timeout's, a stop's): its death is then its end, not a failed start. */
+  signalled: boolean;
   timedOut: boolean;
   /** Epoch ms when the timeout's SIGTERM, then its SIGKILL, are due (kept across a restart). */
   termAt: number | null;
   killAt: number | null;
   timers: NodeJS.Timeout[];
-  waiters: Set<() => void>;
+  waiters: Set<(why: WaitEnd) => void>;
   /** Armed while our pidfd saw the exit but the zygote (the parent) reaps it. */
   awaitingZygote: NodeJS.Timeout | null;
 }
@@ -35,7 +39,21 @@ export interface ExitStatus {
 }
 
 export function newEntry(record: RunRecord, procStart: string | null, requestedAt: bigint): RunEntry {
-  return { record, procStart, requestedAt, watching: false, timedOut: false, termAt: null, killAt: null, timers: [], waiters: new Set(), awaitingZygote: null };
+  return { record, procStart, requestedAt, watching: false, signalled: false, timedOut: false, termAt: null, killAt: null, timers: [], waiters: new Set(), awaitingZygote: null };
+}
+
+/**
+ * What the record keeps of a report's result: the value when it came inline,
+ * only its size when it is in result.json (read by view()).
+ */
+function keepResult(record: RunRecord, report: ChildReport): void {
+  const bytes = report.resultBytes;
+  if (typeof bytes === 'number' && Number.isSafeInteger(bytes) && bytes >= 0) record.resultBytes = bytes;
+  if (report.resultInFile === true) {
+    if (record.resultBytes === undefined) record.resultBytes = 0;
+    return;
+  }
+  if ('value' in report) record.result = report.value;
 }
 
 export class RunTable {
@@ -51,6 +69,7 @@ export class RunTable {
     private readonly logger: Logger,
     private readonly metrics: Metrics,
     private readonly retain: number,
+    private readonly maxResultBytes: number,
   ) {}
 
   get running(): number {
@@ -91,26 +110,42 @@ export class RunTable {
     return [...this.runs.values()].filter((e) => e.record.state === 'running');
   }
 
-  /** Resolves with the record once the run has ended, or as it is after timeoutMs or an abort. */
-  waitForEnd(id: string, timeoutMs: number, signal?: AbortSignal): Promise<RunRecord> {
+  /**
+   * A copy of the run's record, with its result: one kept in result.json is
+   * read now (linear in its size, and held only as long as the caller holds
+   * the copy).
+   */
+  view(entry: RunEntry): RunRecord {
+    const record = { ...entry.record };
+    if (!resultOnDisk(record)) return record;
+    const read = this.store.readResult(record.id, this.maxResultBytes);
+    if ('value' in read) record.result = read.value;
+    else this.logger.warn({ runId: record.id, error: read.error }, "cannot read the run's result");
+    return record;
+  }
+
+  /** Resolves once the run has ended (with its result), or as it is after timeoutMs, an abort or a stop, saying which. */
+  waitForEnd(id: string, timeoutMs: number, signal?: AbortSignal): Promise<WaitResult> {
     const entry = this.entry(id);
-    if (entry.record.state !== 'running' || timeoutMs <= 0) return Promise.resolve({ ...entry.record });
+    if (entry.record.state !== 'running') return Promise.resolve({ record: this.view(entry), woke: 'ended' });
+    if (timeoutMs <= 0) return Promise.resolve({ record: this.view(entry), woke: 'timeout' });
     return new Promise((resolve) => {
-      const done = () => {
+      const done = (woke: WaitEnd) => {
         clearTimeout(timer);
         entry.waiters.delete(done);
-        signal?.removeEventListener('abort', done);
-        resolve({ ...entry.record });
+        signal?.removeEventListener('abort', onAbort);
+        resolve({ record: this.view(entry), woke });
       };
-      const timer = setTimeout(done, timeoutMs);
+      const onAbort = () => done('aborted');
+      const timer = setTimeout(() => done('timeout'), timeoutMs);
       entry.waiters.add(done);
-      signal?.addEventListener('abort', done, { once: true });
+      signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 
   /** Answers every wait in progress with the current state (the daemon is stopping). */
   wakeAll(): void {
-    for (const entry of this.runs.values()) for (const wake of [...entry.waiters]) wake();
+    for (const entry of this.runs.values()) for (const wake of [...entry.waiters]) wake('stopping');
   }
 
   /** Ends a run exactly once: records the outcome, persists, wakes waiters. */
@@ -128,7 +163,7 @@ export class RunTable {
     const started = record.startedAt ?? record.createdAt;
     record.durationMs = Date.parse(record.endedAt) - Date.parse(started);
     if (report !== null) {
-      if (report.ok && 'value' in report) record.result = report.value;
+      if (report.ok) keepResult(record, report);
       if (report.error !== undefined) record.error = report.error;
       if (report.handlerStartNs !== null && report.handlerStartNs !== undefined && entry.requestedAt !== 0n) {
         record.forkLatencyMs = Number(BigInt(report.handlerStartNs) - entry.requestedAt) / 1e6;
@@ -149,11 +184,12 @@ export class RunTable {
     this.countRunning(-1);
     this.metrics.runsFinished.inc({ outcome: state });
     this.persist(entry);
-    for (const wake of entry.waiters) wake();
-    entry.waiters.clear();
+    for (const wake of [...entry.waiters]) wake('ended');
+    // With its result, also one kept in result.json: a queue job's return value.
+    const final = this.endListeners.size > 0 ? this.view(entry) : null;
     for (const listener of this.endListeners) {
       try {
-        listener({ ...record });
+        listener({ ...(final as RunRecord) });
       } catch (error) {
         this.logger.error({ runId: record.id, err: error }, 'a run-end listener threw');
       }
@@ -165,7 +201,9 @@ export class RunTable {
 
   persist(entry: RunEntry): void {
     try {
-      this.store.save({ record: entry.record, procStart: entry.procStart });
+      const armed = entry.termAt !== null || entry.killAt !== null || entry.timedOut;
+      const deadline = armed ? { termAt: entry.termAt, killAt: entry.killAt, timedOut: entry.timedOut } : undefined;
+      this.store.save({ record: entry.record, procStart: entry.procStart, ...(deadline ? { deadline } : {}) });
     } catch (error) {
       this.logger.error({ runId: entry.record.id, error: (error as Error).message }, 'cannot persist run record');
     }

@@ -15,15 +15,20 @@ import { native } from '../../native';
 import { checkRunRequest, checkRunSignal, isValidHandlerName } from '../../protocol/run-request';
 import type { SupervisorConfig } from '../config';
 import type { Metrics } from '../metrics';
+import { HANDOVER_PROBE_BYTES } from '../restart/handover';
 import { RunStore } from '../store/run-store';
 import type { ZygoteHandover } from '../zygotes/zygote-handle';
 import { ZygoteSet } from '../zygotes/zygote-set';
 import { procStartTime } from './proc';
+import { GroupKill } from './group-kill';
+import { RunClaims } from './run-claim';
 import { ZYGOTE_REPORT_GRACE_MS, Reaper } from './reaper';
 import { RunDeadlines } from './run-deadlines';
-import { RunRecord, RunState, runStates } from './run-record';
-import type { HealthReport, HealthSource, OutputStream, RestartResult, RunService, StartRunRequest } from './run-service';
+import { RunDeadline, RunRecord, RunState, asRunDeadline, runStates } from './run-record';
+import type { HealthReport, HealthSource, OutputStream, RestartResult, RunService, StartRunRequest, StopOptions, WaitResult } from './run-service';
 import { RunEntry, RunTable, newEntry } from './run-table';
+
+const SIGTERM = signalNumber('SIGTERM');
 
 export interface SupervisorHandover {
   version: 1;
@@ -38,14 +43,20 @@ export class Supervisor implements RunService {
   private readonly table: RunTable;
   private readonly reaper: Reaper;
   private readonly deadlines: RunDeadlines;
+  private readonly groupKill: GroupKill;
   private readonly zygotes: ZygoteSet;
+  private readonly claims: RunClaims;
   private stopping = false;
   private startedAt = Date.now();
   private restarting: Promise<RestartResult> | null = null;
-  /** Set by main.ts: re-executes the supervisor after a restart's zygote swap. */
-  reexec: (() => void) | null = null;
+  /**
+   * Set by main.ts: re-executes the supervisor after a restart's zygote
+   * swap. Resolves only if the exec failed, with why; otherwise the new
+   * image answers the restart's callers.
+   */
+  reexec: ((loaded: RestartResult) => Promise<RestartResult>) | null = null;
   /** Called by stop(): main.ts closes the front ends and exits. */
-  onStop: (() => Promise<void>) | null = null;
+  onStop: ((options: StopOptions) => Promise<void>) | null = null;
   /** Set by main.ts when the daemon consumes queues: its part of health(). */
   healthSource: HealthSource | null = null;
 
@@ -55,10 +66,15 @@ export class Supervisor implements RunService {
     private readonly metrics: Metrics,
   ) {
     this.store = new RunStore(config.stateDir);
-    this.table = new RunTable(this.store, logger, metrics, config.retain);
-    this.zygotes = new ZygoteSet(config, logger, metrics, (message) => this.reaper.onZygoteExited(message));
-    this.reaper = new Reaper(this.table, this.store, () => this.zygotes.pids());
-    this.deadlines = new RunDeadlines(config.killGraceMs, logger, (entry, signal) => this.signalGroup(entry, signal));
+    this.table = new RunTable(this.store, logger, metrics, config.retain, config.maxResultBytes);
+    this.claims = new RunClaims(this.store, logger);
+    // A fork reported after its spawn timed out is killed, unless its child
+    // had claimed the run and it was adopted (run-claim.ts).
+    const adopted = (runId: string, pid: number) => this.table.find(runId)?.record.pid === pid;
+    this.zygotes = new ZygoteSet(config, logger, metrics, (message) => this.reaper.onZygoteExited(message), adopted);
+    this.reaper = new Reaper(this.table, this.store, () => this.zygotes.pids(), this.claims);
+    this.groupKill = new GroupKill(config.killGraceMs, this.table, logger);
+    this.deadlines = new RunDeadlines(this.groupKill, logger);
   }
 
   /**
@@ -74,13 +90,14 @@ export class Supervisor implements RunService {
     native.setChildSubreaper(true);
     process.on('SIGCHLD', () => this.reaper.sweepOrphans());
     for (const stored of this.store.loadAll((file, reason) => this.logger.warn({ file, reason }, 'skipping unreadable run record'))) {
-      this.resumeRecorded(stored.record, stored.procStart);
+      this.resumeRecorded(stored.record, stored.procStart, asRunDeadline(stored.deadline), inherited === undefined);
     }
     for (const run of inherited?.runs ?? []) {
       const entry = this.table.find(run.id);
       if (entry === undefined || entry.record.state !== 'running') continue;
       entry.requestedAt = BigInt(run.requestedAtNs);
-      this.deadlines.rearm(entry, run);
+      // The record had them already, unless an older image wrote it.
+      if (entry.termAt === null && entry.killAt === null) this.deadlines.rearm(entry, run);
     }
     this.zygotes.start(inherited === undefined ? undefined : { zygotes: inherited.zygotes, restarts: inherited.zygoteRestarts });
     // Children that exited while no image was listening for SIGCHLD.
@@ -103,19 +120,19 @@ export class Supervisor implements RunService {
 
   // ---- starting runs ----------------------------------------------------
 
-  async start(request: StartRunRequest): Promise<RunRecord> {
+  async start(request: StartRunRequest, daemonEnv?: Record<string, string>): Promise<RunRecord> {
     const requestedAt = process.hrtime.bigint();
     try {
-      return await this.startValidated(request, requestedAt);
+      return await this.startValidated(request, requestedAt, daemonEnv);
     } catch (error) {
       if (error instanceof ForkdError) this.metrics.runsRefused.inc({ code: error.code });
       throw error;
     }
   }
 
-  private async startValidated(request: StartRunRequest, requestedAt: bigint): Promise<RunRecord> {
+  private async startValidated(request: StartRunRequest, requestedAt: bigint, daemonEnv?: Record<string, string>): Promise<RunRecord> {
     if (this.stopping) throw new ForkdError('FORKD_ERR_ZYGOTE_UNAVAILABLE', 'the daemon is stopping');
-    const req = checkRunRequest(request);
+    const req = checkRunRequest(request, '', this.config.allowEnv);
     const id = req.id ?? randomUUID();
     const { zygote, info } = this.zygotes.ready();
     if (!isValidHandlerName(req.handler) || !info.handlers.includes(req.handler)) {
@@ -147,16 +164,22 @@ export class Supervisor implements RunService {
     // Recorded before it is forked: a run the disk does not know of never starts.
     this.store.create({ record, procStart: null });
     this.table.add(entry);
-    let forked: { pid: number; forkMs: number };
+    let forked: { pid: number };
     try {
-      forked = await zygote.spawn({
-        runId: record.id,
-        handler: record.handler,
-        args: record.args,
-        env: req.env ?? null,
-        runDir: this.store.runDir(record.id),
-        maxOutputBytes: this.config.maxOutputBytes,
-      });
+      // A fork the zygote does not confirm is settled by the run's claim:
+      // adopted if its child took it, else abandoned before its handler runs.
+      forked = await this.claims.spawn(record.id, () =>
+        zygote.spawn({
+          runId: record.id,
+          handler: record.handler,
+          args: record.args,
+          // The daemon's own variables (a queue job's identity) need no --allow-env.
+          env: daemonEnv !== undefined ? { ...req.env, ...daemonEnv } : (req.env ?? null),
+          runDir: this.store.runDir(record.id),
+          maxOutputBytes: this.config.maxOutputBytes,
+          maxResultBytes: this.config.maxResultBytes,
+        }),
+      );
     } catch (error) {
       this.table.finalize(entry, 'failed_to_start', { code: null, signal: null, rusage: null }, null, error as Error);
       return { ...record };
@@ -168,18 +191,29 @@ export class Supervisor implements RunService {
     this.reaper.follow(entry);
     if (record.timeoutMs !== null) this.deadlines.arm(entry, record.timeoutMs);
     if (record.state === 'running') this.table.persist(entry);
-    return { ...record };
+    // It may have ended already (a claim adopted late): with its result, then.
+    return this.table.view(entry);
   }
 
-  /** A run recorded as running by an earlier supervisor: follow it if its process is still ours, else settle it. */
-  private resumeRecorded(record: RunRecord, procStart: string | null): void {
+  /**
+   * A run recorded by an earlier supervisor: followed if it is running and
+   * its process is still ours, else settled. Its timeout and a SIGKILL still
+   * due to its group are re-armed from the deadline in its record (a record
+   * written before deadlines were kept: from startedAt + timeoutMs, unless a
+   * restart hands its timers over, `fromRecord` false). After a crash
+   * (`fromRecord`), no zygote of ours is any run's parent: none will report.
+   */
+  private resumeRecorded(record: RunRecord, procStart: string | null, deadline: RunDeadline | null, fromRecord: boolean): void {
     const entry = newEntry(record, procStart, 0n);
     this.table.add(entry);
+    if (deadline !== null) this.deadlines.rearm(entry, deadline);
     if (record.state !== 'running') return;
-    const alive = record.pid !== null && procStart !== null && procStartTime(record.pid) === procStart;
+    if (record.pid === null && !this.claims.settleRecorded(entry, this.table)) return;
+    const alive = record.pid !== null && entry.procStart !== null && procStartTime(record.pid) === entry.procStart;
     if (alive) {
-      this.logger.info({ runId: record.id, runPid: record.pid }, 'following a run started before this supervisor');
-      this.reaper.follow(entry);
+      if (fromRecord && deadline === null) this.deadlines.resume(entry);
+      this.logger.info({ runId: record.id, runPid: record.pid, termAt: entry.termAt }, 'following a run started before this supervisor');
+      this.reaper.follow(entry, !fromRecord);
     } else {
       this.reaper.settleGone(entry);
     }
@@ -187,9 +221,10 @@ export class Supervisor implements RunService {
 
   // ---- queries and control ------------------------------------------------
 
-  get(id: string): RunRecord | undefined {
+  get(id: string, options: { result?: boolean } = {}): RunRecord | undefined {
     const entry = this.table.find(id);
-    return entry === undefined ? undefined : { ...entry.record };
+    if (entry === undefined) return undefined;
+    return options.result === false ? { ...entry.record } : this.table.view(entry);
   }
 
   list(filter: { state?: RunState } = {}): RunRecord[] {
@@ -201,7 +236,7 @@ export class Supervisor implements RunService {
     return out;
   }
 
-  waitForEnd(id: string, timeoutMs: number, signal?: AbortSignal): Promise<RunRecord> {
+  waitForEnd(id: string, timeoutMs: number, signal?: AbortSignal): Promise<WaitResult> {
     return this.table.waitForEnd(id, timeoutMs, signal);
   }
 
@@ -209,6 +244,9 @@ export class Supervisor implements RunService {
     const pid = entry.record.pid;
     if (pid === null || entry.record.state !== 'running') return false;
     const signo = typeof signal === 'number' ? signal : signalNumber(signal);
+    // A SIGTERM is followed by SIGKILL to the group after the kill grace.
+    if (signo === SIGTERM) return this.groupKill.terminate(entry);
+    entry.signalled = true;
     // The run leads its own process group (setpgid in the child), so the
     // signal reaches what it started too; right after the fork the group may
     // not exist yet, then the process itself is signalled.
@@ -233,12 +271,16 @@ export class Supervisor implements RunService {
   health(): HealthReport {
     const zygote = this.zygotes.health();
     const extra = this.healthSource?.health();
+    // A run cannot start without its record: a state directory that cannot
+    // be written degrades the daemon as a zygote that is not ready does.
+    const stateDirProblem = this.store.writeProblem();
     return {
-      status: zygote.state === 'ready' && (extra?.ok ?? true) ? 'ok' : 'degraded',
+      status: zygote.state === 'ready' && stateDirProblem === null && (extra?.ok ?? true) ? 'ok' : 'degraded',
       pid: process.pid,
       uptimeMs: Date.now() - this.startedAt,
       zygote,
       runs: { running: this.table.running, retained: this.table.size - this.table.running, maxRunning: this.config.maxRunning },
+      stateDir: { path: this.config.stateDir, writable: stateDirProblem === null, error: stateDirProblem },
       ...(extra !== undefined ? { queue: extra.queue } : {}),
     };
   }
@@ -256,32 +298,36 @@ export class Supervisor implements RunService {
   /**
    * A restart: the application is loaded anew in a fresh zygote, which
    * replaces the current one once ready (zygote-set.ts reload()), and then
-   * the supervisor re-executes itself (`reexec`, set by main.ts; see
-   * restart/reexec.ts). If the new code fails to load, nothing changes. A
-   * restart requested while one is under way shares its outcome.
+   * the supervisor re-executes itself (`reexec`, set by main.ts). Resolves
+   * with the outcome only when it failed: if the new code fails to load or
+   * the state directory cannot take the handover, nothing changes; if the
+   * exec itself fails, the new code serves on the old image. A successful
+   * restart is answered by the new image (it never resolves here). A restart
+   * requested while one is under way shares its outcome.
    */
   restart(): Promise<RestartResult> {
-    if (this.restarting !== null) return this.restarting;
-    this.restarting = this.zygotes.reload().then((result) => {
-      if (result.ok && this.reexec !== null) {
-        // The callers get the result first (HTTP answers before the exec;
-        // line-protocol requests are answered by the new process).
-        setImmediate(this.reexec);
-      } else {
-        this.restarting = null;
-      }
-      return result;
+    this.restarting ??= this.restartOnce().finally(() => {
+      this.restarting = null;
     });
     return this.restarting;
   }
 
-  /** The exec did not happen: restarts may be requested again. */
-  restartAborted(): void {
-    this.restarting = null;
+  private async restartOnce(): Promise<RestartResult> {
+    // The exec needs the handover file written in the state directory: one
+    // that cannot be written now refuses the restart before anything changes.
+    const unwritable = this.store.probe(HANDOVER_PROBE_BYTES);
+    if (unwritable !== null) {
+      const serving = this.zygotes.health();
+      this.logger.warn({ error: unwritable.message }, 'restart refused: the state directory cannot be written');
+      return { ok: false, code: unwritable.code, error: unwritable.message, appVersion: serving.appVersion, loadedAt: serving.loadedAt };
+    }
+    const loaded = await this.zygotes.reload();
+    if (!loaded.ok || this.reexec === null) return loaded;
+    return this.reexec(loaded);
   }
 
-  async stop(): Promise<void> {
-    if (this.onStop !== null) await this.onStop();
+  async stop(options: StopOptions = {}): Promise<void> {
+    if (this.onStop !== null) await this.onStop(options);
   }
 
   /** No new runs from now on; every long-poll in progress is answered with the current state. */
@@ -302,10 +348,30 @@ export class Supervisor implements RunService {
     await allEnded(stopTimeoutMs);
     for (const e of this.table.runningEntries()) this.signalGroup(e, 'SIGTERM');
     await allEnded(this.config.killGraceMs);
+    // Every SIGKILL still due (runs that ignored SIGTERM, and what ended runs
+    // left in their groups), then any run still running.
+    this.groupKill.killAllDue();
     for (const e of this.table.runningEntries()) this.signalGroup(e, 'SIGKILL');
     await allEnded(ZYGOTE_REPORT_GRACE_MS + 500);
     this.zygotes.killLoading();
     this.zygotes.retireAll();
+  }
+
+  /**
+   * The end of a stop that leaves the running runs running (`stop` with
+   * leaveRuns): nothing is signalled. They stay recorded as running, with
+   * their pid and its start time, and the next daemon on this state dir
+   * follows them to their end (init()), as after a crash. The zygotes are
+   * let go: their idle prefork children exit now, and each zygote exits as
+   * the channel closes with this process; its runs are re-parented and run on.
+   * Returns the ids of the runs left.
+   */
+  leaveRuns(): string[] {
+    this.stopping = true;
+    this.zygotes.stop();
+    this.zygotes.killLoading();
+    this.zygotes.retireAll();
+    return this.table.runningEntries().map((e) => e.record.id);
   }
 
   /** A stop during the start, or during a restart's load: no zygote still loading survives it. */

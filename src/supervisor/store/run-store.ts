@@ -4,6 +4,7 @@
 //   <stateDir>/runs/<id>/record.json   the run record, replaced atomically
 //   <stateDir>/runs/<id>/stdout|stderr what the run wrote (the child writes them)
 //   <stateDir>/runs/<id>/status.json   the child's own report on its way out
+//   <stateDir>/runs/<id>/result.json   a result larger than INLINE_RESULT_BYTES (the child writes it)
 //   <stateDir>/runs/.spare-<hex>/      a run directory made ahead, not yet a run's
 //
 // Creating a file or a directory (allocating an inode) is the costly part of
@@ -20,15 +21,18 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { ForkdError } from '../../errors';
-import { PROGRESS_FILE, PROGRESS_NEXT, STATUS_NEXT, overwriteFile } from '../../protocol/run-files';
-import type { ChildReport } from '../../protocol/zygote-messages';
+import { CLAIM, CLAIM_ABANDONED, PROGRESS_FILE, PROGRESS_NEXT, RESULT_FILE, STATUS_NEXT, claimedPid, overwriteFile } from '../../protocol/run-files';
+import { FROM_ZYGOTE_MAX_BYTES, type ChildReport } from '../../protocol/zygote-messages';
 import { RUN_ID_PATTERN } from '../../protocol/run-request';
-import { RunRecord, runStates } from '../runs/run-record';
+import { RunDeadline, RunRecord, runStates } from '../runs/run-record';
+import { stateDirError } from './state-dir-error';
 
 export interface StoredRun {
   record: RunRecord;
   /** /proc/PID/stat start time of the run's process: tells a reused pid from ours. */
   procStart: string | null;
+  /** Its timeout and kill escalation, once either is armed (absent in records of older versions). */
+  deadline?: RunDeadline;
 }
 
 /** Creates (or checks) a directory private to this user: not a symlink, not shared. */
@@ -41,10 +45,20 @@ export function ensurePrivateDir(dir: string): void {
   if ((st.mode & 0o077) !== 0) fs.chmodSync(dir, 0o700);
 }
 
+/** Writes `file` whole or not at all; a failed write leaves nothing behind. Throws FORKD_ERR_STATE_DIR. */
 export function writeFileAtomic(file: string, data: string): void {
   const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, data, { mode: 0o600 });
-  fs.renameSync(tmp, file);
+  try {
+    fs.writeFileSync(tmp, data, { mode: 0o600 });
+    fs.renameSync(tmp, file);
+  } catch (error) {
+    try {
+      fs.unlinkSync(tmp);
+    } catch {
+      // Never made, or not ours to remove (not a file).
+    }
+    throw stateDirError(error, file);
+  }
 }
 
 /** The scratch file a record is written to before it replaces record.json. */
@@ -61,13 +75,16 @@ const SPARE_FILES: ReadonlyArray<[string, number]> = [
   [STATUS_NEXT, 0o600],
   ['stdout', 0o644],
   ['stderr', 0o644],
+  // Taken by the child or abandoned by the supervisor (runs/run-claim.ts).
+  [CLAIM, 0o600],
 ];
 /** Directories kept ready: a burst larger than this makes the rest the slow way. */
 const SPARES = 8;
 /** New ones are made only below this: freed runs' directories, recycled, usually keep the count up. */
 const SPARES_LOW = SPARES / 2;
 /** The files a run's directory may hold; a directory with anything else is not recycled. */
-const RUN_FILES = new Set(['record.json', 'record.next', 'record.prev', 'status.json', 'status.next', 'stdout', 'stderr', PROGRESS_FILE, PROGRESS_NEXT]);
+const RUN_FILES = new Set(['record.json', 'record.next', 'record.prev', 'status.json', 'status.next', 'stdout', 'stderr', CLAIM, CLAIM_ABANDONED, RESULT_FILE, PROGRESS_FILE, PROGRESS_NEXT]);
+const isRunFile = (name: string): boolean => RUN_FILES.has(name) || claimedPid(name) !== null;
 
 /**
  * Replaces dir/record.json atomically without allocating an inode: the new
@@ -95,6 +112,25 @@ function replaceRecord(dir: string, data: string): void {
   if (kept) fs.renameSync(prev, next);
 }
 
+/**
+ * The content of `file` as UTF-8, or null when it is longer than `max`
+ * bytes. Never reads more than max + 1 bytes, even from a file that a
+ * process the run left behind is still appending to.
+ */
+function readBounded(file: string, max: number): string | null {
+  const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (size > max) return null;
+    const buffer = Buffer.allocUnsafe(Math.min(size, max) + 1);
+    let length = 0;
+    for (let n; length < buffer.length && (n = fs.readSync(fd, buffer, length, buffer.length - length, length)) > 0; ) length += n;
+    return length > max ? null : buffer.toString('utf8', 0, length);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 function isRecord(value: unknown): value is StoredRun {
   const r = (value as StoredRun | null)?.record;
   return r !== undefined && r !== null && typeof r.id === 'string' && RUN_ID_PATTERN.test(r.id) && typeof r.handler === 'string' && runStates.includes(r.state);
@@ -105,6 +141,8 @@ export class RunStore {
   private readonly spares: string[] = [];
   private refilling = false;
   private recycling = 0;
+  /** Why the last write failed, until one succeeds again. */
+  private writeError: string | null = null;
 
   constructor(readonly stateDir: string) {
     this.runsDir = path.join(stateDir, 'runs');
@@ -128,29 +166,99 @@ export class RunStore {
   /**
    * Records a new run: its directory exists, with its record, when this
    * returns. Taken from the spares when there is one (a write and a rename),
-   * made here otherwise.
+   * made here otherwise. When the record cannot be written (the disk is
+   * full, read-only...) it throws FORKD_ERR_STATE_DIR and leaves nothing of
+   * the run behind: no runs/<id> without a record.
    */
   create(stored: StoredRun): void {
     const dir = this.runDir(stored.record.id);
+    const record = path.join(dir, 'record.json');
+    const data = JSON.stringify(stored);
     const spare = this.spares.pop();
     if (spare !== undefined) {
       try {
         // The spare is not a run's yet: record.json is written in place, and
         // the rename publishes the directory with it.
-        overwriteFile(path.join(spare, 'record.json'), JSON.stringify(stored));
+        overwriteFile(path.join(spare, 'record.json'), data);
+      } catch (error) {
+        // Still no one's: kept for a later run, once there is room.
+        this.spares.push(spare);
+        throw this.failed(error, record);
+      }
+      try {
         fs.renameSync(spare, dir);
+        this.writeError = null;
         return;
       } catch {
         // The name is taken, or the spare is gone: the slow way says why.
         fs.rmSync(spare, { recursive: true, force: true });
       }
     }
-    fs.mkdirSync(dir, { mode: 0o700 });
-    this.save(stored);
+    try {
+      fs.mkdirSync(dir, { mode: 0o700 });
+    } catch (error) {
+      // Not made (EEXIST: a directory that is not ours to remove).
+      throw this.failed(error, dir);
+    }
+    // A full disk still makes directories (they take no data block): one
+    // whose files cannot be written is removed again.
+    try {
+      const claim = path.join(dir, CLAIM);
+      try {
+        fs.writeFileSync(claim, '', { mode: 0o600, flag: 'wx' });
+      } catch (error) {
+        throw this.failed(error, claim);
+      }
+      this.save(stored);
+    } catch (error) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      throw error;
+    }
   }
 
+  /** Replaces the run's record.json; throws FORKD_ERR_STATE_DIR when it cannot be written. */
   save(stored: StoredRun): void {
-    replaceRecord(this.runDir(stored.record.id), JSON.stringify(stored));
+    const dir = this.runDir(stored.record.id);
+    try {
+      replaceRecord(dir, JSON.stringify(stored));
+    } catch (error) {
+      throw this.failed(error, path.join(dir, 'record.json'));
+    }
+    this.writeError = null;
+  }
+
+  /**
+   * Whether `bytes` can be written in the state directory now: writes them
+   * to a scratch file and removes it. Null when they could, else
+   * FORKD_ERR_STATE_DIR saying why.
+   */
+  probe(bytes: number): ForkdError | null {
+    const file = path.join(this.stateDir, `.write-probe-${process.pid}`);
+    try {
+      fs.writeFileSync(file, Buffer.alloc(bytes, 0x20), { mode: 0o600 });
+      this.writeError = null;
+      return null;
+    } catch (error) {
+      return this.failed(error, this.stateDir);
+    } finally {
+      fs.rmSync(file, { force: true });
+    }
+  }
+
+  /**
+   * Null while the state directory is writable, else why the last write
+   * failed. Once one has failed, each call probes again, so the answer
+   * recovers with the disk even if no run is tried meanwhile.
+   */
+  writeProblem(): string | null {
+    if (this.writeError !== null) this.probe(4096);
+    return this.writeError;
+  }
+
+  private failed(error: unknown, file: string): ForkdError {
+    const failure = stateDirError(error, file);
+    this.writeError = failure.message;
+    return failure;
   }
 
   /**
@@ -194,12 +302,31 @@ export class RunStore {
     return dir;
   }
 
+  /** The child's status.json; null when absent, unreadable, or larger than a report can be (the child wrote it: it is not trusted to be small). */
   readStatus(id: string): ChildReport | null {
     try {
-      const value = JSON.parse(fs.readFileSync(path.join(this.runDir(id), 'status.json'), 'utf8')) as ChildReport;
+      const text = readBounded(path.join(this.runDir(id), 'status.json'), FROM_ZYGOTE_MAX_BYTES);
+      if (text === null) return null;
+      const value = JSON.parse(text) as ChildReport;
       return value !== null && typeof value === 'object' && typeof value.ok === 'boolean' ? value : null;
     } catch {
       return null;
+    }
+  }
+
+  /**
+   * The result a run left in its result.json (zygote/child.ts writes it),
+   * read when its record is asked for; at most `maxBytes` are read. A file
+   * that is missing, longer, or not JSON is reported, not thrown.
+   */
+  readResult(id: string, maxBytes: number): { value: unknown } | { error: string } {
+    const file = path.join(this.runDir(id), RESULT_FILE);
+    try {
+      const text = readBounded(file, maxBytes);
+      if (text === null) return { error: `${file} is larger than --max-result-bytes (${maxBytes})` };
+      return { value: JSON.parse(text) };
+    } catch (error) {
+      return { error: `cannot read ${file}: ${(error as Error).message}` };
     }
   }
 
@@ -237,9 +364,14 @@ export class RunStore {
   /** A freed run's directory made a spare: its output files made anew, the rest blanked. */
   private async recycle(dir: string): Promise<string> {
     const names = await fsp.readdir(dir);
-    if (names.some((name) => !RUN_FILES.has(name))) throw new Error(`${dir} holds more than a run's files`);
+    if (names.some((name) => !isRunFile(name))) throw new Error(`${dir} holds more than a run's files`);
     if (names.includes('status.json')) await fsp.rename(path.join(dir, 'status.json'), path.join(dir, STATUS_NEXT));
+    // The claim, taken or abandoned, is put back (an empty file either way).
+    const claim = names.find((name) => name === CLAIM_ABANDONED || claimedPid(name) !== null);
+    if (claim !== undefined) await fsp.rename(path.join(dir, claim), path.join(dir, CLAIM));
+    else if (!names.includes(CLAIM)) await fsp.writeFile(path.join(dir, CLAIM), '', { mode: 0o600, flag: 'wx' });
     await fsp.rm(path.join(dir, RECORD_PREV), { force: true });
+    await fsp.rm(path.join(dir, RESULT_FILE), { force: true });
     // A recycled directory must not show the next run an old progress.
     for (const name of [PROGRESS_FILE, PROGRESS_NEXT]) await fsp.rm(path.join(dir, name), { force: true });
     // The output files are unlinked, not reused: a reader (a follow) or a

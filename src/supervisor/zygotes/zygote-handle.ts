@@ -9,9 +9,10 @@ import * as path from 'node:path';
 import { ForkdError } from '../../errors';
 import { ExitWatch } from '../../lib/exit-watch';
 import { JsonLineChannel } from '../../protocol/json-lines';
-import { fdOf } from '../restart/handle-fd';
+import { fdOf } from '../../node-internals';
+import { zygoteEnv } from '../secrets';
 import { signalNumber } from '../../lib/signals';
-import { FromZygote, SerializedError, SpawnRequest, ToZygote, isFromZygote } from '../../protocol/zygote-messages';
+import { FROM_ZYGOTE_MAX_BYTES, FromZygote, SerializedError, SpawnRequest, TO_ZYGOTE_MAX_BYTES, ToZygote, isFromZygote } from '../../protocol/zygote-messages';
 
 export type ZygoteState = 'starting' | 'ready' | 'failed' | 'stopped';
 
@@ -39,9 +40,13 @@ export interface ZygoteHandover {
   /** Our end of the channel: inherited across the execve. */
   fd: number;
   info: ZygoteInfo | null;
-  /** Channel bytes read but not yet parsed (a partial message). */
-  buffered: string;
+  /** Channel bytes read but not yet parsed (a partial message), base64. */
+  bufferedBase64?: string;
+  /** The same as UTF-8 text, from an image before bufferedBase64 (a partial message may end inside a character). */
+  buffered?: string;
   retiring: boolean;
+  /** Epoch ms by which a zygote still loading must be ready (--load-timeout-ms); null once loaded. */
+  loadDeadline?: number | null;
 }
 
 interface ZygoteProcess {
@@ -60,6 +65,8 @@ interface ZygoteProcess {
 function spawnZygote(app: string, prefork: number): ZygoteProcess {
   const child = spawn(process.execPath, ['--single-threaded', '--v8-pool-size=1', '--expose-gc', ZYGOTE_MAIN, '--app', app, '--prefork', String(prefork)], {
     stdio: ['ignore', 'inherit', 'inherit', 'pipe'],
+    // Every run inherits the zygote's environment: no daemon secret in it.
+    env: zygoteEnv(),
   });
   return {
     pid: child.pid ?? null,
@@ -97,30 +104,67 @@ export class ZygoteHandle extends EventEmitter {
   private readonly channel: JsonLineChannel<FromZygote, ToZygote>;
   private readonly pending = new Map<string, PendingSpawn>();
   private dead = false;
+  private loadDeadline: number | null = null;
+  private loadTimer: NodeJS.Timeout | null = null;
 
   private constructor(
     process: ZygoteProcess,
     private readonly spawnTimeoutMs: number,
-    buffered = '',
+    buffered?: Buffer,
   ) {
     super();
     this.process = process;
-    this.channel = new JsonLineChannel<FromZygote, ToZygote>(process.channel, isFromZygote, undefined, buffered);
+    this.channel = new JsonLineChannel<FromZygote, ToZygote>(process.channel, isFromZygote, { maxIn: FROM_ZYGOTE_MAX_BYTES, maxOut: TO_ZYGOTE_MAX_BYTES }, buffered);
     this.channel.on('message', (message: FromZygote) => this.onMessage(message));
     this.channel.on('error', () => {}); // a broken channel shows up as the zygote's death
     process.onExit((code, signal, error) => this.onDied(code, signal, error));
   }
 
-  static spawn(app: string, spawnTimeoutMs: number, prefork: number): ZygoteHandle {
-    return new ZygoteHandle(spawnZygote(app, prefork), spawnTimeoutMs);
+  static spawn(app: string, spawnTimeoutMs: number, prefork: number, loadTimeoutMs: number): ZygoteHandle {
+    const zygote = new ZygoteHandle(spawnZygote(app, prefork), spawnTimeoutMs);
+    zygote.boundLoad(Date.now() + loadTimeoutMs);
+    return zygote;
   }
 
   /** The zygote a previous supervisor image started (still our child: same pid). */
   static takeOver(handover: ZygoteHandover, spawnTimeoutMs: number): ZygoteHandle {
-    const zygote = new ZygoteHandle(takeOverZygote(handover), spawnTimeoutMs, handover.buffered);
+    const buffered = handover.bufferedBase64 !== undefined ? Buffer.from(handover.bufferedBase64, 'base64') : Buffer.from(handover.buffered ?? '', 'utf8');
+    const zygote = new ZygoteHandle(takeOverZygote(handover), spawnTimeoutMs, buffered);
     zygote.info = handover.info;
     zygote.state = handover.retiring ? 'stopped' : handover.info !== null ? 'ready' : 'starting';
+    if (zygote.state === 'starting' && typeof handover.loadDeadline === 'number') zygote.boundLoad(handover.loadDeadline);
     return zygote;
+  }
+
+  /**
+   * A zygote still loading at `deadline` (epoch ms) is SIGKILLed and its load
+   * reported failed. Loading runs the application's top level, which may
+   * never return (a busy loop, a connection that never answers): the zygote
+   * reads nothing meanwhile, so neither a message nor its channel closing
+   * would reach it, and a restart waiting for it would never be answered.
+   */
+  private boundLoad(deadline: number): void {
+    this.loadDeadline = deadline;
+    const ms = Math.max(0, deadline - Date.now());
+    this.loadTimer = setTimeout(() => {
+      this.loadTimer = null;
+      if (this.state !== 'starting' || this.dead) return;
+      const error: SerializedError = {
+        name: 'ForkdError',
+        code: 'FORKD_ERR_APP_LOAD',
+        message: `the application did not finish loading within ${ms} ms (--load-timeout-ms): its zygote (pid ${this.pid}) was killed`,
+      };
+      this.process.kill('SIGKILL');
+      this.state = 'failed';
+      this.loadError = error;
+      this.emit('load_failed', error);
+    }, ms);
+  }
+
+  private loadEnded(): void {
+    if (this.loadTimer !== null) clearTimeout(this.loadTimer);
+    this.loadTimer = null;
+    this.loadDeadline = null;
   }
 
   get pid(): number | null {
@@ -134,7 +178,7 @@ export class ZygoteHandle extends EventEmitter {
     while (this.process.channel.read() !== null);
     const fd = fdOf(this.process.channel);
     if (this.pid === null || fd < 0) throw new ForkdError('FORKD_ERR_ZYGOTE_UNAVAILABLE', 'the zygote has no open channel to hand over');
-    return { pid: this.pid, fd, info: this.info, buffered: this.channel.buffered(), retiring };
+    return { pid: this.pid, fd, info: this.info, bufferedBase64: this.channel.buffered().toString('base64'), retiring, loadDeadline: this.loadDeadline };
   }
 
   /** Whether the channel can still be handed over (a retiring zygote closes it before it exits). */
@@ -154,11 +198,13 @@ export class ZygoteHandle extends EventEmitter {
   private onMessage(message: FromZygote): void {
     switch (message.t) {
       case 'ready':
+        this.loadEnded();
         this.state = 'ready';
         this.info = { pid: message.pid, handlers: message.handlers, loadMs: message.loadMs, appVersion: message.appVersion, loadedAt: message.loadedAt };
         this.emit('ready', this.info);
         break;
       case 'load_failed':
+        this.loadEnded();
         this.state = 'failed';
         this.loadError = message.error;
         this.emit('load_failed', message.error);
@@ -192,6 +238,7 @@ export class ZygoteHandle extends EventEmitter {
     // child_process may report a failed spawn as 'error' and then 'exit'.
     if (this.dead) return;
     this.dead = true;
+    this.loadEnded();
     const wasFailed = this.state === 'failed';
     this.state = wasFailed ? 'failed' : 'stopped';
     for (const [, pending] of this.pending) {

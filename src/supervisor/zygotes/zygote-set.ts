@@ -16,6 +16,7 @@ export interface ZygoteSettings {
   app: string;
   spawnTimeoutMs: number;
   prefork: number;
+  loadTimeoutMs: number;
 }
 
 export class ZygoteSet {
@@ -35,6 +36,8 @@ export class ZygoteSet {
     private readonly metrics: Metrics,
     /** Every run exit any of our zygotes reports. */
     private readonly onRunExited: (message: ExitedMessage) => void,
+    /** Whether the run was adopted with this pid after its spawn timed out (runs/run-claim.ts). */
+    private readonly isAdopted: (runId: string, pid: number) => boolean = () => false,
   ) {}
 
   /** Starts the first zygote, or takes over those a previous supervisor image handed over. */
@@ -118,13 +121,17 @@ export class ZygoteSet {
     this.loading = null;
     if (!outcome.ok) {
       fresh.kill();
-      this.logger.warn({ error: outcome.error }, 'restart refused: the new application code failed to load');
+      this.logger.warn({ zygotePid: fresh.pid, error: outcome.error }, 'restart refused: the new application code failed to load');
       return { ok: false, appVersion: this.current?.info?.appVersion ?? null, loadedAt: this.current?.info?.loadedAt ?? null, error: outcome.error };
     }
     this.cancelReplacement();
     const old = this.current;
     this.current = null;
-    if (old !== null) {
+    if (old !== null && old.info === null) {
+      // Still loading (its first load, or a replacement's): it has forked
+      // nothing, and it would read a shutdown only once its load is done.
+      old.kill('SIGKILL');
+    } else if (old !== null) {
       this.retire(old);
       old.retire();
     }
@@ -154,7 +161,7 @@ export class ZygoteSet {
   }
 
   private spawn(): ZygoteHandle {
-    const zygote = ZygoteHandle.spawn(this.settings.app, this.settings.spawnTimeoutMs, this.settings.prefork);
+    const zygote = ZygoteHandle.spawn(this.settings.app, this.settings.spawnTimeoutMs, this.settings.prefork, this.settings.loadTimeoutMs);
     this.listen(zygote);
     return zygote;
   }
@@ -172,9 +179,11 @@ export class ZygoteSet {
   /** What every zygote reports, current or retiring: listened to once, from the moment we have it. */
   private listen(zygote: ZygoteHandle): void {
     zygote.on('exited', (message: ExitedMessage) => this.onRunExited(message));
-    // A fork reported after its spawn timeout: the run is already
-    // failed_to_start, so its process must not live on unrecorded.
+    // A fork reported after its spawn timeout: unless its child claimed the
+    // run first (then it was adopted), the run is failed_to_start and its
+    // child exits before the handler; killed here all the same, at once.
     zygote.on('late-fork', (runId: string, pid: number) => {
+      if (this.isAdopted(runId, pid)) return;
       this.logger.warn({ runId, runPid: pid }, 'late fork after spawn timeout: killing it');
       if (!native.killpg(pid, signalNumber('SIGKILL'))) native.kill(pid, signalNumber('SIGKILL'));
     });
@@ -198,7 +207,7 @@ export class ZygoteSet {
     else zygote.once('ready', announce);
     zygote.once('load_failed', (error) => {
       this.lastError = error.message;
-      this.logger.error({ error: error.message }, 'zygote failed to load the application');
+      this.logger.error({ zygotePid: zygote.pid, error: error.message }, 'zygote failed to load the application');
     });
     zygote.once('died', ({ code, signal }: { code: number | null; signal: string | null }) => {
       if (this.current !== zygote || this.stopped) return;
