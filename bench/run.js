@@ -5,7 +5,7 @@
 // A benchmark, never a test: it does not fail on a slow machine.
 //
 // Knobs (environment): FORKD_BENCH_QUICK=1 for a short smoke run;
-// FORKD_BENCH_SCENARIOS=latency,physical,throughput,memory,scaling,daemon,queue;
+// FORKD_BENCH_SCENARIOS=latency,physical,throughput,memory,scaling,daemon,zygote,queue;
 // FORKD_BENCH_N, FORKD_BENCH_BASELINE_N, FORKD_BENCH_BASELINE_N_LARGE,
 // FORKD_BENCH_HEAP_MB, FORKD_BENCH_MEMORY_MB, FORKD_BENCH_SIZES,
 // FORKD_BENCH_DURATION, FORKD_BENCH_C_DURATION, FORKD_BENCH_PREFORK_DURATION,
@@ -24,6 +24,7 @@ const { measureSize } = require('./lib/measure');
 const report = require('./lib/report');
 const { startLatencyChart } = require('./lib/svg');
 const { runDaemonScenarios } = require('./scenarios/daemon');
+const { runZygoteScenario } = require('./scenarios/zygote');
 const { runQueueScenario, queueTable } = require('./scenarios/queue');
 const { withPackageCopy } = require('./lib/package-copy');
 
@@ -129,6 +130,17 @@ async function suite(started) {
     });
     for (const [name, v] of Object.entries(results.daemon)) if (v.skipped) log(`note: ${name} skipped: ${v.skipped}`);
   }
+  if (cfg.scenarios.has('zygote')) {
+    results.zygote = await runZygoteScenario({
+      heapMb: cfg.heapMb,
+      n: cfg.n,
+      cpN: cfg.baselineN,
+      blocks: cfg.blocks,
+      prefork: 4,
+      duration: cfg.preforkDuration,
+      concurrency: cfg.concurrency,
+    });
+  }
   if (cfg.scenarios.has('queue')) {
     results.queue = await runQueueScenario({ heapMb: cfg.heapMb, n: cfg.queueN, jobs: cfg.queueJobs, concurrency: cfg.queueConcurrency });
     if (results.queue.skipped) log(`note: queue skipped: ${results.queue.skipped}`);
@@ -180,8 +192,12 @@ async function suite(started) {
     print('\nPer heap size, side by side (issue 2)');
     for (const r of scaling) print(`\n${report.sizeTable(r)}`);
   }
+  if (results.zygote) {
+    print(`\n6. A service's jobs: forkRun in-process vs its own zygote (startZygote) vs child_process.fork, ${cfg.heapMb} MB app`);
+    print(report.zygoteTable(results.zygote));
+  }
   if (results.queue && !results.queue.skipped) {
-    print(`\n6. A BullMQ queue, ${cfg.heapMb} MB app, concurrency ${results.queue.concurrency} per executor: jobs/s (${results.queue.jobs} trivial jobs added at once), Queue.add to the handler's first line (ms, ${results.queue.n} jobs one at a time), PSS of the executor's process tree per job running`);
+    print(`\n7. A BullMQ queue, ${cfg.heapMb} MB app, concurrency ${results.queue.concurrency} per executor: jobs/s (${results.queue.jobs} trivial jobs added at once), Queue.add to the handler's first line (ms, ${results.queue.n} jobs one at a time), PSS of the executor's process tree per job running`);
     print(queueTable(results.queue));
   }
   print('\nTargets (issues 2 and 5; ratios measured in this run)');

@@ -28,6 +28,8 @@ export const codes = {
   FORKD_ERR_HTTP: 'the daemon answered with an error',
   FORKD_ERR_CONNECT: 'the daemon could not be reached',
   FORKD_ERR_RUN_ENDED: 'the run has already ended',
+  FORKD_ERR_RUN_TIMEOUT: 'the run did not end within its timeoutMs and was terminated',
+  FORKD_ERR_RUN_ABORTED: 'the run was aborted (its AbortSignal, or a close that terminated it)',
   FORKD_ERR_BAD_REQUEST: 'the HTTP request is malformed: its body is not JSON, or its URL or headers are invalid',
   FORKD_ERR_UNSUPPORTED_MEDIA_TYPE: 'the request body is not sent as application/json',
   FORKD_ERR_BODY_TOO_LARGE: 'the request body is larger than the daemon accepts',

@@ -41,7 +41,7 @@ function filesUnder(dir, pattern) {
     .filter((f) => pattern.test(f) && fs.statSync(path.join(root, f)).isFile());
 }
 
-/** What the installed package needs, and nothing else: each module's JS and types, the addon's sources, the install check, the docs. */
+/** What the installed package needs, and nothing else: each module's JS and types, the addon's sources, the install check, the docs (with the figure PERFORMANCE.md shows), the licence. */
 function expectedFiles() {
   const modules = filesUnder('src', /\.ts$/).map((f) => f.replace(/^src\//, 'dist/').replace(/\.ts$/, ''));
   return [
@@ -49,7 +49,8 @@ function expectedFiles() {
     ...filesUnder('native', /\.(cc|h)$/),
     'binding.gyp',
     'scripts/check-platform.js',
-    ...filesUnder('docs', /^docs\/[^/]+\.md$/),
+    ...filesUnder('docs', /^docs\/[^/]+\.(md|svg)$/),
+    'LICENSE',
     'README.md',
     'package.json',
   ].sort();

@@ -24,7 +24,7 @@ function list(name, full, short) {
   return values;
 }
 
-const ALL_SCENARIOS = ['latency', 'physical', 'throughput', 'memory', 'scaling', 'daemon', 'queue'];
+const ALL_SCENARIOS = ['latency', 'physical', 'throughput', 'memory', 'scaling', 'daemon', 'zygote', 'queue'];
 
 function scenarios() {
   const raw = process.env.FORKD_BENCH_SCENARIOS;

@@ -305,6 +305,42 @@ function chartSeries({ app, sizes, daemon }) {
   return series.filter((s) => s.kind === 'skipped' || s.samples.length > 0);
 }
 
+/**
+ * The service scenario: starting a job from a process that holds the app,
+ * by forkRun in-process, through its own zygote (startZygote) and by
+ * child_process.fork. "vs forkRun": ratio of medians to forkRun's;
+ * "cp.fork / this": how many times faster than child_process.fork.
+ */
+function zygoteTable(z) {
+  if (isSkipped(z)) return `   skipped: ${z?.skipped ?? 'not run'}`;
+  const fr = { start: med(z.forkRun?.startMs), rt: med(z.forkRun?.roundTripMs) };
+  const cp = { start: med(z.cpFork?.startMs), rt: med(z.cpFork?.roundTripMs) };
+  const line = (label, part) => {
+    if (!part || part.startMs.length === 0) return null;
+    const s = summarize(part.startMs);
+    const r = summarize(part.roundTripMs);
+    return [label, String(s.n), ms(s.median), ms(s.p99), ratio(s.median, fr.start), ratio(cp.start, s.median), ms(r.median), ms(r.p99), ratio(r.median, fr.rt), ratio(cp.rt, r.median)];
+  };
+  const rows = compact([
+    line('forkRun in-process', z.forkRun),
+    line('startZygote, on demand', z.zygote),
+    line(`startZygote, prefork ${z.prefork}`, z.zygotePrefork),
+    line('child_process.fork (loads the app)', z.cpFork),
+  ]);
+  const out = [table(['', 'n', 'start p50', 'p99', 'vs forkRun', 'cp.fork / this', 'result p50', 'p99', 'vs forkRun', 'cp.fork / this'], rows)];
+  const conc = Object.keys(z.forkRun?.throughput ?? {});
+  if (conc.length > 0) {
+    const trows = compact(
+      [['forkRun in-process', z.forkRun], ['startZygote, on demand', z.zygote], [`startZygote, prefork ${z.prefork}`, z.zygotePrefork]].map(([label, part]) =>
+        part?.throughput ? [label, ...conc.map((c) => part.throughput[c].perSecond.toFixed(0)), ...conc.map((c) => ratio(part.throughput[c].perSecond, z.forkRun.throughput[c].perSecond))] : null,
+      ),
+    );
+    out.push('', table(['runs/s at concurrency', ...conc.map((c) => `c=${c}`), ...conc.map((c) => `vs forkRun c=${c}`)], trows));
+  }
+  out.push(`   (ms; "start": call to the job's first line; "result": to the result in the calling process; app ${z.heapMb} MB, zygote ready ${z.zygoteStartMs} ms after startZygote())`);
+  return out.join('\n');
+}
+
 module.exports = {
   sizeTable,
   startTable,
@@ -319,4 +355,5 @@ module.exports = {
   targetsTable,
   chartSeries,
   med,
+  zygoteTable,
 };

@@ -38,7 +38,10 @@ ${CONNECT}
 
 Starts the daemon: a supervisor serving the HTTP API and a zygote that loads FILE once.
 
-  --app FILE                 the application module (exports handlers)
+  --app FILE                 the application module (exports handlers): the app
+                             contract is docs/APP.md (in the package:
+                             node_modules/forkd/docs/APP.md); TypeScript types
+                             App, Handler, HandlerContext from 'forkd'
   --host HOST                HTTP address (default 127.0.0.1; others require a token)
   --port N                   HTTP port (default 7070; 0 picks a free one)
   --socket PATH              also serve the HTTP API on a unix socket (mode 0600)

@@ -5,10 +5,11 @@
 // returns into the caller's code.
 import { once } from 'node:events';
 import * as net from 'node:net';
-import { invalidArg } from '../errors';
+import { ForkdError, invalidArg } from '../errors';
 import { native } from '../native';
 import { ExitWatch, ExitInfo as WatchedExit } from './exit-watch';
 import { forkProcess } from './fork';
+import { Lifetime, abortedBeforeStart, limitChild, signaller, validateLifetime } from './run-lifetime';
 import { signalNumber } from './signals';
 import { forkdTimers } from './tracking';
 import { DEFAULT_TERM_GRACE_MS } from '../child/sigterm';
@@ -17,8 +18,6 @@ import { runJobInChild } from '../child/job-child';
 import type { ChildOutcome, OutputTarget, RunContext, ValidatedOptions } from './job-types';
 
 export type { OutputTarget, RunContext } from './job-types';
-
-
 
 export interface ForkRunOptions {
   /** Send the child's stdout to this file. */
@@ -39,11 +38,32 @@ export interface ForkRunOptions {
   deathSignal?: NodeJS.Signals | number | null;
   /** fds whose libuv handles (servers, sockets) the child may keep using. */
   keepFds?: number[];
+  /** Terminate the child after this many ms (SIGTERM, then SIGKILL after killGraceMs); exit info: timedOut. */
+  timeoutMs?: number;
+  /** Terminate the child when this signal aborts (SIGTERM, then SIGKILL after killGraceMs); exit info: aborted. */
+  signal?: AbortSignal;
+  /** From the SIGTERM of a timeout or an abort to the SIGKILL (default 5000). */
+  killGraceMs?: number;
   /**
    * How long a job that listens to ctx.signal has, from the first SIGTERM, to
    * end before it dies of SIGTERM (default 5000); null: as long as it likes.
    */
   termGraceMs?: number | null;
+}
+
+/** Every option forkRun knows: any other is refused, never ignored. */
+export const FORK_RUN_OPTIONS: readonly string[] = ['stdout', 'stderr', 'newSession', 'processGroup', 'title', 'env', 'cwd', 'deathSignal', 'keepFds', 'termGraceMs', 'timeoutMs', 'signal', 'killGraceMs'];
+
+/**
+ * Refuses an option `of` (a function's name) does not know, naming it and
+ * those there are: a misspelt or unsupported option silently ignored is a
+ * timeout that never fires. `hint` says why a key known elsewhere is not here.
+ */
+export function checkOptionKeys(options: object, known: readonly string[], of: string, prefix = 'options', hint: Record<string, string> = {}): void {
+  for (const key of Object.keys(options)) {
+    if (known.includes(key)) continue;
+    throw new ForkdError('FORKD_ERR_INVALID_ARG', `${prefix}.${key} is not an option of ${of}${hint[key] !== undefined ? `: ${hint[key]}` : ''} (its options: ${known.join(', ')})`);
+  }
 }
 
 export interface ExitInfo<T> {
@@ -55,6 +75,10 @@ export interface ExitInfo<T> {
   error?: { name: string; message: string; stack?: string; code?: string };
   durationMs: number;
   rusage: { userMs: number; systemMs: number; maxRssKb: number };
+  /** It was terminated because its timeoutMs passed. */
+  timedOut: boolean;
+  /** It was terminated because its signal aborted. */
+  aborted: boolean;
 }
 
 export interface ForkedChild<T> {
@@ -67,14 +91,15 @@ export interface ForkedChild<T> {
   ref(): void;
 }
 
-
 interface Pending {
   fn: (ctx: RunContext) => unknown;
   options: ValidatedOptions;
+  lifetime: Lifetime;
   resolve(child: ForkedChild<unknown>): void;
   reject(error: unknown): void;
+  /** Removes the abort listener of a job still queued. */
+  unlisten(): void;
 }
-
 
 function outputTarget(name: string, value: unknown): OutputTarget | undefined {
   if (value === undefined) return undefined;
@@ -87,6 +112,7 @@ function outputTarget(name: string, value: unknown): OutputTarget | undefined {
   throw invalidArg(name, 'a file path or { path, append }', value);
 }
 
+/** The options the child applies; the caller checks the keys (checkOptionKeys) and the lifetime (validateLifetime). */
 export function validateForkRunOptions(options: ForkRunOptions | undefined): ValidatedOptions {
   if (options === undefined) options = {};
   if (options === null || typeof options !== 'object') throw invalidArg('options', 'an object', options);
@@ -182,6 +208,7 @@ function forkQueued(): void {
     job.reject(error);
     return forkNext();
   }
+  job.unlisten();
   let pid: number;
   const startedAt = performance.now();
   try {
@@ -199,7 +226,8 @@ function forkQueued(): void {
     return;
   }
   native.closeFd(pipe[1]);
-  job.resolve(watchChild(pid, pipe[0], startedAt));
+  const child = watchChild(pid, pipe[0], startedAt);
+  job.resolve(limitChild(child, job.lifetime, signaller(child, job.options.processGroup || job.options.newSession)));
   forkNext();
 }
 
@@ -243,6 +271,8 @@ function watchChild(pid: number, resultFd: number, startedAt: number): ForkedChi
       coreDumped: info.coreDumped,
       durationMs,
       rusage: info.rusage,
+      timedOut: false,
+      aborted: false,
     };
     if (outcome?.t === 'result' && 'value' in outcome) out.result = outcome.value;
     if (outcome?.t === 'error') out.error = outcome.error;
@@ -266,18 +296,36 @@ function watchChild(pid: number, resultFd: number, startedAt: number): ForkedChi
 /**
  * Runs `fn` in a forked child of this process. Resolves once the child
  * exists; `exited` resolves when it has ended, with fn's return value (JSON)
- * as `result`, or a thrown error as `error` (exit code 1).
+ * as `result`, or a thrown error as `error` (exit code 1). An unknown option
+ * is refused (FORKD_ERR_INVALID_ARG); a signal aborted before the fork
+ * rejects with FORKD_ERR_RUN_ABORTED and nothing is forked.
  */
 export function forkRun<T>(fn: (ctx: RunContext) => T | Promise<T>, options?: ForkRunOptions): Promise<ForkedChild<Awaited<T>>> {
   if (typeof fn !== 'function') return Promise.reject(invalidArg('fn', 'a function', fn));
   let validated: ValidatedOptions;
+  let lifetime: Lifetime;
   try {
     validated = validateForkRunOptions(options);
+    checkOptionKeys(options ?? {}, FORK_RUN_OPTIONS, 'forkRun');
+    lifetime = validateLifetime(options ?? {});
   } catch (error) {
     return Promise.reject(error);
   }
+  const { signal } = lifetime;
+  if (signal?.aborted) return Promise.reject(abortedBeforeStart(signal));
   return new Promise((resolve, reject) => {
-    queue.push({ fn, options: validated, resolve: resolve as (c: ForkedChild<unknown>) => void, reject });
+    const job: Pending = { fn, options: validated, lifetime, resolve: resolve as (c: ForkedChild<unknown>) => void, reject, unlisten: () => {} };
+    if (signal !== undefined) {
+      // Aborted while queued: it never forks.
+      const onAbort = (): void => {
+        const i = queue.indexOf(job);
+        if (i >= 0) queue.splice(i, 1);
+        reject(abortedBeforeStart(signal));
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      job.unlisten = () => signal.removeEventListener('abort', onAbort);
+    }
+    queue.push(job);
     schedule();
   });
 }

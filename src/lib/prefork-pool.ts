@@ -6,9 +6,11 @@
 // (its own pid, random streams, no inherited timers or sockets).
 import { invalidArg } from '../errors';
 import { native } from '../native';
-import { ForkedChild, ForkRunOptions, forkRun, validateForkRunOptions } from './fork-run';
+import { FORK_RUN_OPTIONS, ForkedChild, ForkRunOptions, checkOptionKeys, forkRun, validateForkRunOptions } from './fork-run';
 import type { RunContext, ValidatedOptions } from './job-types';
 import { applyChildOptions } from '../child/job-child';
+import { Lifetime, Termination, abortedBeforeStart, checkKillGraceMs, limitChild, signaller, validateLifetime } from './run-lifetime';
+import { checkTimeoutMs } from '../protocol/run-request';
 import { forkdTimers } from './tracking';
 
 /** Options applied when a child takes a job (the deathSignal, keepFds and termGraceMs of a pool are its own). */
@@ -22,6 +24,29 @@ export interface PreforkPoolOptions {
   /** A job's time to end after SIGTERM if it listens to ctx.signal (forkRun's termGraceMs; default 5000, null: unbounded). */
   termGraceMs?: number | null;
 }
+
+export interface PoolCloseOptions {
+  /**
+   * The jobs the pool started that still run: 'leave' them (the default),
+   * 'wait' for them to end, or 'terminate' them (SIGTERM, then SIGKILL after
+   * killGraceMs). close() resolves once they have ended ('leave': at once).
+   */
+  jobs?: 'leave' | 'wait' | 'terminate';
+  /** With jobs: 'wait', those still running after this many ms are terminated. */
+  timeoutMs?: number;
+  /** From the SIGTERM to the SIGKILL (default 5000). */
+  killGraceMs?: number;
+}
+
+const POOL_OPTIONS = ['size', 'deathSignal', 'termGraceMs'];
+const POOL_RUN_OPTIONS = FORK_RUN_OPTIONS.filter((k) => k !== 'deathSignal' && k !== 'keepFds' && k !== 'termGraceMs');
+const POOL_RUN_HINTS = {
+  deathSignal: "a pool's children take the pool's deathSignal (new PreforkPool(fn, { deathSignal }))",
+  termGraceMs: "a pool's children take the pool's termGraceMs (new PreforkPool(fn, { termGraceMs }))",
+  keepFds: 'a waiting child was forked before the run: it cannot keep fds chosen for the run',
+};
+const CLOSE_OPTIONS = ['jobs', 'timeoutMs', 'killGraceMs'];
+const CLOSE_JOBS = ['leave', 'wait', 'terminate'];
 
 interface Idle {
   child: ForkedChild<unknown>;
@@ -71,6 +96,8 @@ function hasChildOptions(o: ValidatedOptions): boolean {
 
 export class PreforkPool<A, T> {
   private readonly idle: Idle[] = [];
+  /** The jobs this pool started that still run, each with the way to signal it (its group, if it leads one). */
+  private readonly running = new Map<ForkedChild<unknown>, (signo: number) => boolean>();
   /** Every job-pipe fd this process holds: a child closes those of its siblings. */
   private readonly jobFds = new Set<number>();
   private starting = 0;
@@ -97,6 +124,7 @@ export class PreforkPool<A, T> {
     if (options === null || typeof options !== 'object' || !Number.isInteger(options.size) || options.size < 0 || options.size > 1024) {
       throw invalidArg('options.size', 'an integer from 0 to 1024', options?.size);
     }
+    checkOptionKeys(options, POOL_OPTIONS, 'PreforkPool');
     this.size = options.size;
     this.deathSignal = options.deathSignal === undefined ? 'SIGTERM' : options.deathSignal;
     const validated = validateForkRunOptions({ deathSignal: this.deathSignal, termGraceMs: options.termGraceMs });
@@ -201,8 +229,15 @@ export class PreforkPool<A, T> {
     // Run options are validated here, so the child applies them as they are;
     // none at all (the common case) cost neither side anything.
     let line: string;
+    let validated: ValidatedOptions | undefined;
+    let lifetime: Lifetime | undefined;
     try {
-      const validated = options === undefined ? undefined : validateForkRunOptions(options);
+      if (options !== undefined) {
+        validated = validateForkRunOptions(options);
+        checkOptionKeys(options, POOL_RUN_OPTIONS, 'PreforkPool.run()', 'options', POOL_RUN_HINTS);
+        lifetime = validateLifetime(options);
+        if (lifetime.signal?.aborted) throw abortedBeforeStart(lifetime.signal);
+      }
       line = JSON.stringify(validated === undefined || !hasChildOptions(validated) ? { a: args } : { a: args, o: validated });
     } catch (error) {
       return Promise.reject(error);
@@ -214,11 +249,23 @@ export class PreforkPool<A, T> {
       // The child is running now: the pool's bookkeeping comes after.
       this.closeJobFd(slot);
       this.scheduleRefill();
-      if (whole) return Promise.resolve(slot.child as ForkedChild<Awaited<T>>);
+      if (whole) {
+        const signal = signaller(slot.child, validated !== undefined && (validated.processGroup || validated.newSession));
+        const child = lifetime === undefined ? slot.child : limitChild(slot.child, lifetime, signal);
+        return Promise.resolve(this.track(child, signal) as ForkedChild<Awaited<T>>);
+      }
       slot.child.kill('SIGKILL'); // it died or stopped reading: never half a job
     }
     this.scheduleRefill();
-    return forkRun((ctx) => this.fn(args, ctx), { ...options, deathSignal: this.deathSignal, termGraceMs: this.termGraceMs }) as Promise<ForkedChild<Awaited<T>>>;
+    const forked = forkRun((ctx) => this.fn(args, ctx), { ...options, deathSignal: this.deathSignal, termGraceMs: this.termGraceMs }) as Promise<ForkedChild<Awaited<T>>>;
+    if (this.inherited()) return forked;
+    return forked.then((child) => this.track(child, signaller(child, validated !== undefined && (validated.processGroup || validated.newSession))));
+  }
+
+  private track<C extends ForkedChild<unknown>>(child: C, signal: (signo: number) => boolean): C {
+    this.running.set(child, signal);
+    void child.exited.then(() => this.running.delete(child));
+    return child;
   }
 
   /**
@@ -237,13 +284,47 @@ export class PreforkPool<A, T> {
     }, REFILL_DELAY_MS);
   }
 
-  /** Stops refilling and ends the idle children; running jobs are not touched. */
-  close(): void {
+  /**
+   * Stops refilling and ends the idle children. The jobs the pool started
+   * are left running, or waited for, or terminated (options.jobs); resolves
+   * once that is done.
+   */
+  close(options: PoolCloseOptions = {}): Promise<void> {
+    let jobs: 'leave' | 'wait' | 'terminate';
+    let timeoutMs: number | undefined;
+    let killGraceMs: number;
+    try {
+      if (options === null || typeof options !== 'object') throw invalidArg('options', 'an object', options);
+      checkOptionKeys(options, CLOSE_OPTIONS, 'PreforkPool.close()');
+      jobs = options.jobs ?? 'leave';
+      if (!CLOSE_JOBS.includes(jobs)) throw invalidArg('options.jobs', `one of ${CLOSE_JOBS.map((j) => `'${j}'`).join(', ')}`, jobs);
+      timeoutMs = options.timeoutMs === undefined ? undefined : checkTimeoutMs(options.timeoutMs, 'options.timeoutMs');
+      if (timeoutMs !== undefined && jobs !== 'wait') throw invalidArg('options.timeoutMs', "used with jobs: 'wait' only", timeoutMs);
+      killGraceMs = checkKillGraceMs(options.killGraceMs, 'options.killGraceMs');
+    } catch (error) {
+      return Promise.reject(error);
+    }
     this.closed = true;
-    if (this.inherited()) return;
+    if (this.inherited()) return Promise.resolve();
     for (const slot of this.idle.splice(0)) {
       this.closeJobFd(slot);
       slot.child.kill('SIGKILL');
     }
+    if (jobs === 'leave' || this.running.size === 0) return Promise.resolve();
+    const running = [...this.running];
+    const ended = Promise.all(running.map(([child]) => child.exited)).then(() => undefined);
+    const terminate = (): void => {
+      for (const [child, signal] of running) {
+        const term = new Termination<'close'>(signal, killGraceMs);
+        term.terminate('close');
+        void child.exited.then(() => term.ended());
+      }
+    };
+    if (jobs === 'terminate') terminate();
+    else if (timeoutMs !== undefined) {
+      const timer = forkdTimers.setTimeout(terminate, timeoutMs);
+      void ended.then(() => forkdTimers.clearTimeout(timer));
+    }
+    return ended;
   }
 }

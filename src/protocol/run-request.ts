@@ -1,4 +1,4 @@
-// Runs in the supervisor and in the CLI. The rules a run request obeys, one
+// Runs in the supervisor, in the CLI and in a service's startZygote(). The rules a run request obeys, one
 // function per field, whichever front end it came through (HTTP, the line
 // protocol, the CLI, a queue). Front ends check only shapes (the HTTP schema,
 // the line protocol's JSON); every value is judged here, so a request refused
@@ -122,7 +122,12 @@ function describe(allow: EnvAllowlist): string {
   return all.length === 0 ? 'none: the daemon was started without --allow-env' : all.join(', ');
 }
 
-export function checkEnv(env: unknown, field = 'env', allow: EnvAllowlist = NO_ENV): Record<string, string> | undefined {
+/**
+ * An environment's shape: an object of at most MAX_ENV_VARS valid names with
+ * string values. This is all a library caller (startZygote) is held to: its
+ * environment comes from the service's own code, not from a request.
+ */
+export function checkEnvShape(env: unknown, field = 'env'): Record<string, string> | undefined {
   if (env === undefined) return undefined;
   if (env === null || typeof env !== 'object' || Array.isArray(env)) throw invalid(`${field} must be a JSON object of strings`);
   const entries = Object.entries(env);
@@ -130,17 +135,33 @@ export function checkEnv(env: unknown, field = 'env', allow: EnvAllowlist = NO_E
   for (const [name, value] of entries) {
     if (!ENV_NAME.test(name)) throw invalid(`${field} name ${JSON.stringify(name)} is not a valid variable name (letters, digits and "_", not starting with a digit, at most 128)`);
     if (typeof value !== 'string' || value.includes('\0')) throw invalid(`${field}.${name} must be a string without NUL bytes`);
+  }
+  return env as Record<string, string>;
+}
+
+/** A run request's environment: its shape, then only the variables the operator allows. */
+export function checkEnv(env: unknown, field = 'env', allow: EnvAllowlist = NO_ENV): Record<string, string> | undefined {
+  const checked = checkEnvShape(env, field);
+  if (checked === undefined) return undefined;
+  for (const name of Object.keys(checked)) {
     const never = neverFromRequest(name);
     if (never !== null) throw invalid(`${field}.${name} is never accepted from a request, not even with --allow-env: ${never}`);
     if (!allow.names.includes(name) && !allow.prefixes.some((p) => name.startsWith(p))) {
       throw invalid(`${field}.${name} is not allowed: a request may set only the variables the daemon's --allow-env names (${describe(allow)})`);
     }
   }
-  return env as Record<string, string>;
+  return checked;
 }
 
 export function checkArgs(args: unknown, field = 'args'): unknown {
-  const encoded = JSON.stringify(args ?? null);
+  let encoded: string;
+  try {
+    encoded = JSON.stringify(args ?? null);
+  } catch (error) {
+    // A BigInt or a cycle (only a library caller can pass one: HTTP and the
+    // line protocol hand over parsed JSON).
+    throw invalid(`${field} must be JSON data: ${(error as Error).message}`);
+  }
   if (encoded.length > MAX_ARGS_BYTES) throw invalid(`${field} is ${encoded.length} bytes of JSON; the limit is ${MAX_ARGS_BYTES}`);
   return args ?? null;
 }
@@ -159,6 +180,12 @@ export function checkRunSignal(value: unknown, field = 'signal'): number {
     if (Object.hasOwn(signals, name)) return signals[name];
   }
   throw invalid(`${field} must be a signal name such as "SIGTERM" or a signal number (1-31, 34-64), got ${JSON.stringify(value)}`);
+}
+
+/** The handler must be one the loaded app exports (`handlers`): FORKD_ERR_UNKNOWN_HANDLER lists them. */
+export function checkKnownHandler(handler: string, handlers: readonly string[]): string {
+  if (isValidHandlerName(handler) && handlers.includes(handler)) return handler;
+  throw new ForkdError('FORKD_ERR_UNKNOWN_HANDLER', `unknown handler ${JSON.stringify(handler)}; the app exports: ${handlers.join(', ')}`);
 }
 
 export interface ValidRunRequest {

@@ -7,21 +7,9 @@ import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { ForkdError } from '../errors';
 import { isValidHandlerName } from '../protocol/run-request';
+import type { Handler, HandlerContext } from './app-contract';
 
-export interface HandlerContext {
-  runId: string;
-  pid: number;
-  /** Fires on SIGTERM (terminate, timeout, daemon stop): stop cleanly. */
-  signal: AbortSignal;
-  /**
-   * Reports how far the run has got (any JSON value, at most 64 KiB). A run
-   * of a queue job (forkd serve --queue) passes it on as the job's progress;
-   * the latest value wins. Throws a TypeError for a value JSON cannot carry.
-   */
-  progress(value: unknown): void;
-}
-
-export type Handler = (args: unknown, ctx: HandlerContext) => unknown;
+export type { Handler, HandlerContext } from './app-contract';
 
 export interface LoadedApp {
   handlers: Map<string, Handler>;
@@ -30,7 +18,6 @@ export interface LoadedApp {
   version: string;
   loadMs: number;
 }
-
 
 // A real dynamic import (TypeScript's CommonJS output would turn `import()`
 // into require(), which cannot load an ES module).
@@ -73,8 +60,11 @@ export async function loadApp(file: string): Promise<LoadedApp> {
     throw new ForkdError('FORKD_ERR_APP_LOAD', `${file} exports no handlers: export a \`handlers\` object of functions, or a default export of one`);
   }
   const handlers = new Map<string, Handler>();
+  // A default export that is the handlers itself may carry afterFork too:
+  // that is the hook, not a handler a run could name.
+  const hooks = table === def ? new Set(['afterFork']) : new Set<string>();
   for (const [name, fn] of Object.entries(table)) {
-    if (typeof fn === 'function' && isValidHandlerName(name)) handlers.set(name, fn as Handler);
+    if (typeof fn === 'function' && isValidHandlerName(name) && !hooks.has(name)) handlers.set(name, fn as Handler);
   }
   if (handlers.size === 0) throw new ForkdError('FORKD_ERR_APP_LOAD', `${file} exports a handlers object with no usable functions`);
   const afterFork = mod.afterFork ?? def?.afterFork;

@@ -1,7 +1,9 @@
 // Runs in a run child, forked from the zygote, and only there: bounds the
 // captured output, runs the app's afterFork and the handler, and leaves a
 // status.json in the run directory on the way out, so a run's outcome
-// survives the zygote and the supervisor going away.
+// survives the zygote and the supervisor going away. A library zygote's runs
+// have no run directory: their report (memory and output counts included)
+// goes back over the result pipe and the zygote's channel only.
 import { renameSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { claimRunOrExit } from '../child/claim';
@@ -19,9 +21,11 @@ interface OutputCounter {
 }
 
 // Caps what the run writes through process.stdout/stderr (console included)
-// at `max` bytes per stream and marks the cut in the file. Output written
-// straight to fd 1/2 by subprocesses the job spawns is not seen here.
-function limitOutput(stream: NodeJS.WriteStream, max: number, counter: OutputCounter): void {
+// at `max` bytes per stream and marks the cut in the file (null: counts
+// only). Output written straight to fd 1/2 by subprocesses the job spawns is
+// not seen here.
+function limitOutput(stream: NodeJS.WriteStream, limit: number | null, counter: OutputCounter): void {
+  const max = limit ?? Number.MAX_SAFE_INTEGER;
   const write = stream.write.bind(stream) as (chunk: Buffer, cb?: (err?: Error | null) => void) => boolean;
   stream.write = function (chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
     const callback = (typeof encoding === 'function' ? encoding : cb) as ((err?: Error | null) => void) | undefined;
@@ -67,7 +71,7 @@ function writeStatus(runDir: string, report: ChildReport): void {
 }
 
 /** ctx.progress(): the latest value replaces the file whole (run-files.ts says why a file). */
-function reportProgress(runDir: string, value: unknown): void {
+function reportProgress(runDir: string | null, value: unknown): void {
   let json: string | undefined;
   try {
     json = JSON.stringify(value);
@@ -76,6 +80,7 @@ function reportProgress(runDir: string, value: unknown): void {
   }
   if (json === undefined) throw new TypeError('ctx.progress() needs a JSON value, got undefined');
   if (Buffer.byteLength(json) > MAX_PROGRESS_BYTES) throw new TypeError(`ctx.progress() takes at most ${MAX_PROGRESS_BYTES} bytes of JSON, got ${Buffer.byteLength(json)}`);
+  if (runDir === null) return; // a startZygote() run: no run directory, no one to tell
   overwriteFile(path.join(runDir, PROGRESS_NEXT), json);
   renameSync(path.join(runDir, PROGRESS_NEXT), path.join(runDir, PROGRESS_FILE));
 }
@@ -93,10 +98,11 @@ function reportedError(error: unknown): SerializedError {
   };
 }
 
-function resultTooLarge(bytes: number, max: number): ForkdError {
+/** `limit` names the limit as the zygote's parent set it: the daemon's flag, or startZygote()'s option. */
+function resultTooLarge(bytes: number, max: number, limit: string): ForkdError {
   return new ForkdError(
     'FORKD_ERR_RESULT_TOO_LARGE',
-    `the handler's result is ${bytes} bytes of JSON, more than --max-result-bytes (${max}): it was dropped; write a large result to a file and return its path, or raise --max-result-bytes`,
+    `the handler's result is ${bytes} bytes of JSON, more than ${limit} (${max}): it was dropped; write a large result to a file and return its path, or raise ${limit}`,
   );
 }
 
@@ -116,9 +122,11 @@ function reportResult(report: ChildReport, value: unknown, request: SpawnRequest
   }
   if (json === undefined) return;
   const bytes = Buffer.byteLength(json);
-  if (bytes > request.maxResultBytes) throw resultTooLarge(bytes, request.maxResultBytes);
+  if (bytes > request.maxResultBytes) throw resultTooLarge(bytes, request.maxResultBytes, request.runDir === null ? 'maxResultBytes' : '--max-result-bytes');
   report.resultBytes = bytes;
-  if (bytes <= INLINE_RESULT_BYTES) {
+  // Without a run directory (a library zygote) every result travels inline:
+  // maxResultBytes is kept below what the channel carries (lib/start-zygote.ts).
+  if (bytes <= INLINE_RESULT_BYTES || request.runDir === null) {
     report.value = value;
     return;
   }
@@ -129,24 +137,28 @@ function reportResult(report: ChildReport, value: unknown, request: SpawnRequest
 /** The job forkRun runs in the child: returns the report the zygote forwards. */
 export async function runRequest(app: LoadedApp, request: SpawnRequest, ctx: RunContext): Promise<ChildReport> {
   // First of all: the run must be this process's, not one the supervisor
-  // gave up on (child/claim.ts). Nothing is written to its files before.
-  claimRunOrExit(request.runDir);
+  // gave up on (child/claim.ts). Nothing is written to its files before. A
+  // library zygote's run has no claim: its parent kills a late fork.
+  if (request.runDir !== null) claimRunOrExit(request.runDir);
   const stdout: OutputCounter = { bytes: 0, truncated: false };
   const stderr: OutputCounter = { bytes: 0, truncated: false };
   limitOutput(process.stdout, request.maxOutputBytes, stdout);
   limitOutput(process.stderr, request.maxOutputBytes, stderr);
   const report: ChildReport = { handlerStartNs: null, ok: false };
-  process.on('exit', (code) => {
-    if (!report.ok && report.error === undefined && fatalError() !== undefined) report.error = reportedError(fatalError());
-    writeStatus(request.runDir, {
-      ...report,
-      exitCode: code,
-      memory: readMemory(),
-      stdoutBytes: stdout.bytes,
-      stderrBytes: stderr.bytes,
-      truncated: stdout.truncated || stderr.truncated,
+  const runDir = request.runDir;
+  if (runDir !== null) {
+    process.on('exit', (code) => {
+      if (!report.ok && report.error === undefined && fatalError() !== undefined) report.error = reportedError(fatalError());
+      writeStatus(runDir, {
+        ...report,
+        exitCode: code,
+        memory: readMemory(),
+        stdoutBytes: stdout.bytes,
+        stderrBytes: stderr.bytes,
+        truncated: stdout.truncated || stderr.truncated,
+      });
     });
-  });
+  }
   const handler = app.handlers.get(request.handler);
   const hctx: HandlerContext = { runId: request.runId, pid: ctx.pid, signal: ctx.signal, progress: (value) => reportProgress(request.runDir, value) };
   try {
@@ -161,6 +173,12 @@ export async function runRequest(app: LoadedApp, request: SpawnRequest, ctx: Run
   } catch (error) {
     report.error = reportedError(error);
     process.exitCode = 1;
+  }
+  if (runDir === null) {
+    report.memory = readMemory();
+    report.stdoutBytes = stdout.bytes;
+    report.stderrBytes = stderr.bytes;
+    report.truncated = stdout.truncated || stderr.truncated;
   }
   return report;
 }

@@ -11,7 +11,7 @@ import { ExitWatch, ExitInfo } from '../../lib/exit-watch';
 import { signalName } from '../../lib/signals';
 import { native } from '../../native';
 import type { RunStore } from '../store/run-store';
-import type { ExitedMessage } from '../zygotes/zygote-handle';
+import type { ExitedMessage } from '../../zygote-host/zygote-handle';
 import { childPids } from './proc';
 import type { ChildReport } from '../../protocol/zygote-messages';
 import type { RunClaims } from './run-claim';
@@ -71,6 +71,11 @@ export class Reaper {
   onZygoteExited(message: ExitedMessage): void {
     const entry = this.table.find(message.runId);
     if (entry === undefined || entry.record.state !== 'running') return;
+    // Reported in the same read as the fork, before start() resumed to record it.
+    if (entry.record.pid === null) {
+      entry.record.pid = message.pid;
+      entry.record.startedAt = new Date().toISOString();
+    }
     const report = message.report ?? this.store.readStatus(entry.record.id);
     this.end(entry, { code: message.code, signal: message.signal, rusage: message.rusage }, report);
   }

@@ -1,6 +1,7 @@
 // Runs in the supervisor. The operations every front end (HTTP API, line
 // protocol) calls: one place that validates, enforces limits and owns runs.
 import type { ErrorCode } from '../../errors';
+import type { ZygoteHealth } from '../../zygote-host/zygote-set';
 import type { RunRecord, RunState } from './run-record';
 
 export interface StartRunRequest {
@@ -16,17 +17,7 @@ export interface HealthReport {
   status: 'ok' | 'degraded';
   pid: number;
   uptimeMs: number;
-  zygote: {
-    state: 'starting' | 'ready' | 'failed' | 'stopped';
-    pid: number | null;
-    restarts: number;
-    lastError: string | null;
-    /** When the app was loaded, and a version stamp of its code (mtime+size hash). */
-    loadedAt: string | null;
-    appVersion: string | null;
-    loadMs: number | null;
-    handlers: string[];
-  };
+  zygote: ZygoteHealth;
   runs: { running: number; retained: number; maxRunning: number };
   /** Whether runs can be recorded: null error while the last write there succeeded. */
   stateDir: { path: string; writable: boolean; error: string | null };

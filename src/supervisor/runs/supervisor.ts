@@ -4,7 +4,7 @@
 // zygote asked to fork it), signalled and freed, and where the daemon's
 // stop and restart begin. The parts it wires: the run table (run-table.ts),
 // how runs end (reaper.ts), their timeouts (run-deadlines.ts), the zygotes
-// (zygotes/zygote-set.ts) and the disk (store/run-store.ts). It never loads
+// (zygote-host/zygote-set.ts, shared with startZygote()) and the disk (store/run-store.ts). It never loads
 // application code.
 import { randomUUID } from 'node:crypto';
 import * as path from 'node:path';
@@ -12,13 +12,15 @@ import type { Logger } from 'pino';
 import { ForkdError } from '../../errors';
 import { signalNumber } from '../../lib/signals';
 import { native } from '../../native';
-import { checkRunRequest, checkRunSignal, isValidHandlerName } from '../../protocol/run-request';
+import { checkKnownHandler, checkRunRequest, checkRunSignal } from '../../protocol/run-request';
 import type { SupervisorConfig } from '../config';
 import type { Metrics } from '../metrics';
 import { HANDOVER_PROBE_BYTES } from '../restart/handover';
 import { RunStore } from '../store/run-store';
-import type { ZygoteHandover } from '../zygotes/zygote-handle';
-import { ZygoteSet } from '../zygotes/zygote-set';
+import type { ZygoteHandover } from '../../zygote-host/zygote-handle';
+import { ZygoteSet } from '../../zygote-host/zygote-set';
+import { zygoteEnv } from '../secrets';
+import { daemonZygoteHooks } from '../zygotes/zygote-log';
 import { procStartTime } from './proc';
 import { GroupKill } from './group-kill';
 import { RunClaims } from './run-claim';
@@ -71,7 +73,8 @@ export class Supervisor implements RunService {
     // A fork reported after its spawn timed out is killed, unless its child
     // had claimed the run and it was adopted (run-claim.ts).
     const adopted = (runId: string, pid: number) => this.table.find(runId)?.record.pid === pid;
-    this.zygotes = new ZygoteSet(config, logger, metrics, (message) => this.reaper.onZygoteExited(message), adopted);
+    // Every run inherits the zygote's environment: no daemon secret in it.
+    this.zygotes = new ZygoteSet({ ...config, env: zygoteEnv() }, daemonZygoteHooks(logger, metrics, (message) => this.reaper.onZygoteExited(message), adopted));
     this.reaper = new Reaper(this.table, this.store, () => this.zygotes.pids(), this.claims);
     this.groupKill = new GroupKill(config.killGraceMs, this.table, logger);
     this.deadlines = new RunDeadlines(this.groupKill, logger);
@@ -135,9 +138,7 @@ export class Supervisor implements RunService {
     const req = checkRunRequest(request, '', this.config.allowEnv);
     const id = req.id ?? randomUUID();
     const { zygote, info } = this.zygotes.ready();
-    if (!isValidHandlerName(req.handler) || !info.handlers.includes(req.handler)) {
-      throw new ForkdError('FORKD_ERR_UNKNOWN_HANDLER', `unknown handler ${JSON.stringify(req.handler)}; the app exports: ${info.handlers.join(', ')}`);
-    }
+    checkKnownHandler(req.handler, info.handlers);
     if (this.table.has(id)) throw new ForkdError('FORKD_ERR_DUPLICATE_ID', `a run with id ${JSON.stringify(id)} already exists; free it first or choose another id`);
     if (this.table.running >= this.config.maxRunning) {
       throw new ForkdError('FORKD_ERR_TOO_MANY_RUNNING', `too many running: ${this.table.running} runs are running, the limit is ${this.config.maxRunning} (--max-running)`);
@@ -185,6 +186,9 @@ export class Supervisor implements RunService {
       return { ...record };
     }
     this.metrics.runsStarted.inc();
+    // A quick run's exit can be read in the same chunk as its fork, and
+    // handled (reaper.onZygoteExited) before this resumes: it has ended.
+    if (record.state !== 'running') return { ...record };
     record.pid = forked.pid;
     record.startedAt = new Date().toISOString();
     entry.procStart = procStartTime(forked.pid);
@@ -321,7 +325,10 @@ export class Supervisor implements RunService {
       this.logger.warn({ error: unwritable.message }, 'restart refused: the state directory cannot be written');
       return { ok: false, code: unwritable.code, error: unwritable.message, appVersion: serving.appVersion, loadedAt: serving.loadedAt };
     }
-    const loaded = await this.zygotes.reload();
+    // What the zygote set says, as a restart answers it (its load error's
+    // details are the library's; the daemon's answer has the message).
+    const { ok, appVersion, loadedAt, error } = await this.zygotes.reload();
+    const loaded: RestartResult = error === undefined ? { ok, appVersion, loadedAt } : { ok, appVersion, loadedAt, error };
     if (!loaded.ok || this.reexec === null) return loaded;
     return this.reexec(loaded);
   }

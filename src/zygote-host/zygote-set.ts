@@ -1,22 +1,51 @@
-// Runs in the supervisor: the zygotes it has. One current zygote, which runs
-// are forked from, and the retiring ones a restart replaced, which fork no
+// Runs in the zygotes' parent: the daemon's supervisor, or a service that
+// called startZygote(). The zygotes it has: one current zygote, which runs
+// are forked from, and the retiring ones a reload replaced, which fork no
 // more but still report the exits of their runs until they are gone. This is
 // where a dead zygote is replaced (at once if it ran fine, with growing
-// backoff if it keeps failing at load) and where a restart's new code is
-// loaded before it takes over.
-import type { Logger } from 'pino';
-import { ForkdError } from '../../errors';
-import { native } from '../../native';
-import { signalNumber } from '../../lib/signals';
-import type { Metrics } from '../metrics';
-import type { HealthReport, RestartResult } from '../runs/run-service';
-import { ExitedMessage, ZygoteHandle, ZygoteHandover, ZygoteInfo } from './zygote-handle';
+// backoff if it keeps failing at load) and where new code is loaded before it
+// takes over. What the parent does with these events (the daemon's logs and
+// metrics) comes in through ZygoteSetHooks.
+import { ForkdError } from '../errors';
+import { native } from '../native';
+import { signalNumber } from '../lib/signals';
+import type { SerializedError } from '../protocol/zygote-messages';
+import { ExitedMessage, ZygoteHandle, ZygoteHandover, ZygoteInfo, ZygoteSpawnSettings, ZygoteState } from './zygote-handle';
 
-export interface ZygoteSettings {
-  app: string;
-  spawnTimeoutMs: number;
-  prefork: number;
-  loadTimeoutMs: number;
+export type ZygoteSettings = ZygoteSpawnSettings;
+
+export interface ZygoteSetHooks {
+  /** Every run exit any of the zygotes reports. */
+  onRunExited(message: ExitedMessage): void;
+  /** A zygote (current or retiring) has exited and its channel said all it will. */
+  onZygoteGone?(zygote: ZygoteHandle): void;
+  /** A zygote was replaced or reloaded. */
+  onRestart?(): void;
+  /** Whether the run was adopted with this pid after its spawn timed out (the daemon's runs/run-claim.ts): then its late fork is not killed. */
+  isAdopted?(runId: string, pid: number): boolean;
+  log?(level: 'info' | 'warn' | 'error', fields: Record<string, unknown>, message: string): void;
+}
+
+/** The current zygote's state, as the daemon's health shows it. */
+export interface ZygoteHealth {
+  state: ZygoteState;
+  pid: number | null;
+  restarts: number;
+  lastError: string | null;
+  /** When the app was loaded, and a version stamp of its code (sha256 of the module file). */
+  loadedAt: string | null;
+  appVersion: string | null;
+  loadMs: number | null;
+  handlers: string[];
+}
+
+export interface ReloadResult {
+  ok: boolean;
+  appVersion: string | null;
+  loadedAt: string | null;
+  error?: string;
+  /** The new code's load error, as the zygote reported it (absent when it died instead). */
+  loadError?: SerializedError;
 }
 
 export class ZygoteSet {
@@ -29,16 +58,16 @@ export class ZygoteSet {
   private lastError: string | null = null;
   private replaceTimer: NodeJS.Timeout | null = null;
   private stopped = false;
+  private referenced = true;
 
   constructor(
     private readonly settings: ZygoteSettings,
-    private readonly logger: Logger,
-    private readonly metrics: Metrics,
-    /** Every run exit any of our zygotes reports. */
-    private readonly onRunExited: (message: ExitedMessage) => void,
-    /** Whether the run was adopted with this pid after its spawn timed out (runs/run-claim.ts). */
-    private readonly isAdopted: (runId: string, pid: number) => boolean = () => false,
+    private readonly hooks: ZygoteSetHooks,
   ) {}
+
+  private log(level: 'info' | 'warn' | 'error', fields: Record<string, unknown>, message: string): void {
+    this.hooks.log?.(level, fields, message);
+  }
 
   /** Starts the first zygote, or takes over those a previous supervisor image handed over. */
   start(handed: { zygotes: ZygoteHandover[]; restarts: number } | undefined): void {
@@ -72,7 +101,48 @@ export class ZygoteSet {
     return pids;
   }
 
-  health(): HealthReport['zygote'] {
+  /** The zygote runs are forked from (ready or not), or null between a death and its replacement. */
+  currentZygote(): ZygoteHandle | null {
+    return this.current;
+  }
+
+  /**
+   * Resolves once the current zygote is ready; rejects with
+   * FORKD_ERR_APP_LOAD when its application fails to load, or
+   * FORKD_ERR_ZYGOTE_UNAVAILABLE when it dies first.
+   */
+  firstReady(): Promise<ZygoteInfo> {
+    const z = this.current;
+    if (z === null) return Promise.reject(new ForkdError('FORKD_ERR_ZYGOTE_UNAVAILABLE', 'no zygote is starting'));
+    if (z.state === 'ready' && z.info !== null) return Promise.resolve(z.info);
+    return new Promise((resolve, reject) => {
+      z.once('ready', resolve);
+      z.once('load_failed', (error: SerializedError) => reject(loadFailed(error)));
+      z.once('died', ({ code, signal, error }: { code: number | null; signal: string | null; error: string | null }) => {
+        reject(new ForkdError('FORKD_ERR_ZYGOTE_UNAVAILABLE', error !== null ? `the zygote could not be started: ${error}` : `the zygote exited while loading the application (code ${code}, signal ${signal})`));
+      });
+    });
+  }
+
+  /**
+   * Whether the zygotes keep this process's event loop alive (from the
+   * start, they do). Applies to those to come too, and to the timer of a
+   * pending replacement.
+   */
+  setRef(on: boolean): void {
+    this.referenced = on;
+    for (const z of this.all()) z.setRef(on);
+    if (this.replaceTimer !== null) (on ? this.replaceTimer.ref() : this.replaceTimer.unref());
+  }
+
+  /** Every zygote we have: current, loading and retiring. */
+  all(): ZygoteHandle[] {
+    const out: ZygoteHandle[] = [];
+    for (const z of [this.current, this.loading, ...this.retiring]) if (z !== null && !out.includes(z)) out.push(z);
+    return out;
+  }
+
+  health(): ZygoteHealth {
     const z = this.current;
     return {
       state: z === null ? 'stopped' : z.state,
@@ -110,19 +180,21 @@ export class ZygoteSet {
    * replace the current one, which retires (its runs finish on the old code).
    * If the new code fails to load, nothing changes.
    */
-  async reload(): Promise<RestartResult> {
+  async reload(): Promise<ReloadResult> {
     const fresh = this.spawn();
     this.loading = fresh;
-    const outcome = await new Promise<{ ok: true } | { ok: false; error: string }>((resolve) => {
+    const outcome = await new Promise<{ ok: true } | { ok: false; error: string; loadError?: SerializedError }>((resolve) => {
       fresh.once('ready', () => resolve({ ok: true }));
-      fresh.once('load_failed', (error) => resolve({ ok: false, error: error.message }));
+      fresh.once('load_failed', (error: SerializedError) => resolve({ ok: false, error: error.message, loadError: error }));
       fresh.once('died', ({ code, signal }) => resolve({ ok: false, error: `the new zygote exited during load (code ${code}, signal ${signal})` }));
     });
     this.loading = null;
     if (!outcome.ok) {
       fresh.kill();
-      this.logger.warn({ zygotePid: fresh.pid, error: outcome.error }, 'restart refused: the new application code failed to load');
-      return { ok: false, appVersion: this.current?.info?.appVersion ?? null, loadedAt: this.current?.info?.loadedAt ?? null, error: outcome.error };
+      this.log('warn', { zygotePid: fresh.pid, error: outcome.error }, 'restart refused: the new application code failed to load');
+      const refused: ReloadResult = { ok: false, appVersion: this.current?.info?.appVersion ?? null, loadedAt: this.current?.info?.loadedAt ?? null, error: outcome.error };
+      if (outcome.loadError !== undefined) refused.loadError = outcome.loadError;
+      return refused;
     }
     this.cancelReplacement();
     const old = this.current;
@@ -161,14 +233,15 @@ export class ZygoteSet {
   }
 
   private spawn(): ZygoteHandle {
-    const zygote = ZygoteHandle.spawn(this.settings.app, this.settings.spawnTimeoutMs, this.settings.prefork, this.settings.loadTimeoutMs);
+    const zygote = ZygoteHandle.spawn(this.settings);
+    if (!this.referenced) zygote.setRef(false);
     this.listen(zygote);
     return zygote;
   }
 
   private countRestart(): void {
     this.restarts++;
-    this.metrics.zygoteRestarts.inc();
+    this.hooks.onRestart?.();
   }
 
   private cancelReplacement(): void {
@@ -178,13 +251,14 @@ export class ZygoteSet {
 
   /** What every zygote reports, current or retiring: listened to once, from the moment we have it. */
   private listen(zygote: ZygoteHandle): void {
-    zygote.on('exited', (message: ExitedMessage) => this.onRunExited(message));
+    zygote.on('exited', (message: ExitedMessage) => this.hooks.onRunExited(message));
+    zygote.once('gone', () => this.hooks.onZygoteGone?.(zygote));
     // A fork reported after its spawn timeout: unless its child claimed the
     // run first (then it was adopted), the run is failed_to_start and its
     // child exits before the handler; killed here all the same, at once.
     zygote.on('late-fork', (runId: string, pid: number) => {
-      if (this.isAdopted(runId, pid)) return;
-      this.logger.warn({ runId, runPid: pid }, 'late fork after spawn timeout: killing it');
+      if (this.hooks.isAdopted?.(runId, pid) === true) return;
+      this.log('warn', { runId, runPid: pid }, 'late fork after spawn timeout: killing it');
       if (!native.killpg(pid, signalNumber('SIGKILL'))) native.kill(pid, signalNumber('SIGKILL'));
     });
   }
@@ -201,13 +275,13 @@ export class ZygoteSet {
     const announce = (info: ZygoteInfo) => {
       this.loadFailures = 0;
       this.lastError = null;
-      this.logger.info({ zygotePid: info.pid, handlers: info.handlers, loadMs: Math.round(info.loadMs), appVersion: info.appVersion }, 'zygote ready');
+      this.log('info', { zygotePid: info.pid, handlers: info.handlers, loadMs: Math.round(info.loadMs), appVersion: info.appVersion }, 'zygote ready');
     };
     if (zygote.info !== null) announce(zygote.info);
     else zygote.once('ready', announce);
     zygote.once('load_failed', (error) => {
       this.lastError = error.message;
-      this.logger.error({ zygotePid: zygote.pid, error: error.message }, 'zygote failed to load the application');
+      this.log('error', { zygotePid: zygote.pid, error: error.message }, 'zygote failed to load the application');
     });
     zygote.once('died', ({ code, signal }: { code: number | null; signal: string | null }) => {
       if (this.current !== zygote || this.stopped) return;
@@ -217,13 +291,20 @@ export class ZygoteSet {
       // (run requests fail fast meanwhile); one that ran fine is replaced at once.
       this.loadFailures = failedAtLoad ? this.loadFailures + 1 : 0;
       const delay = failedAtLoad ? Math.min(30_000, 100 * 2 ** Math.min(this.loadFailures - 1, 9)) : 0;
-      this.logger.warn({ code, signal, failedAtLoad, retryInMs: delay }, 'zygote died');
+      this.log('warn', { code, signal, failedAtLoad, retryInMs: delay }, 'zygote died');
       this.replaceTimer = setTimeout(() => {
         this.replaceTimer = null;
         if (this.stopped) return;
         this.countRestart();
         this.makeCurrent(this.spawn());
       }, delay);
+      if (!this.referenced) this.replaceTimer.unref();
     });
   }
+}
+
+export function loadFailed(error: SerializedError): ForkdError {
+  const failure = new ForkdError('FORKD_ERR_APP_LOAD', error.message);
+  if (error.stack !== undefined) failure.stack = error.stack;
+  return failure;
 }

@@ -1,18 +1,18 @@
-// Runs in the supervisor: the zygote as its parent sees it. Starts the zygote
-// process, talks to it over their private socketpair, and turns its messages
-// into events. Which zygote is current, and replacing one that died, live in
-// zygote-set.ts.
+// Runs in the zygote's parent: the daemon's supervisor, or a service that
+// called startZygote(). The zygote as its parent sees it: starts the zygote
+// process (src/zygote/main.ts, the same for both), talks to it over their
+// private socketpair, and turns its messages into events. Which zygote is
+// current, reloading and replacing one that died, live in zygote-set.ts.
 import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { Socket } from 'node:net';
 import * as path from 'node:path';
-import { ForkdError } from '../../errors';
-import { ExitWatch } from '../../lib/exit-watch';
-import { JsonLineChannel } from '../../protocol/json-lines';
-import { fdOf } from '../../node-internals';
-import { zygoteEnv } from '../secrets';
-import { signalNumber } from '../../lib/signals';
-import { FROM_ZYGOTE_MAX_BYTES, FromZygote, SerializedError, SpawnRequest, TO_ZYGOTE_MAX_BYTES, ToZygote, isFromZygote } from '../../protocol/zygote-messages';
+import { ForkdError } from '../errors';
+import { ExitWatch } from '../lib/exit-watch';
+import { signalNumber } from '../lib/signals';
+import { fdOf } from '../node-internals';
+import { JsonLineChannel } from '../protocol/json-lines';
+import { FROM_ZYGOTE_MAX_BYTES, FromZygote, SerializedError, SpawnRequest, TO_ZYGOTE_MAX_BYTES, ToZygote, isFromZygote } from '../protocol/zygote-messages';
 
 export type ZygoteState = 'starting' | 'ready' | 'failed' | 'stopped';
 
@@ -32,7 +32,29 @@ interface PendingSpawn {
   timer: NodeJS.Timeout;
 }
 
-const ZYGOTE_MAIN = path.join(__dirname, '..', '..', 'zygote', 'main.js');
+const ZYGOTE_MAIN = path.join(__dirname, '..', 'zygote', 'main.js');
+
+/** How a zygote is started. */
+export interface ZygoteSpawnSettings {
+  /** The application module (an absolute path). */
+  app: string;
+  /** Children the zygote keeps forked ahead. */
+  prefork: number;
+  spawnTimeoutMs: number;
+  /**
+   * The zygote dies with this process (PR_SET_PDEATHSIG, and it exits at once
+   * if this pid is no longer its parent), and its runs die with the zygote
+   * (SIGKILL): a service's jobs do not outlive the service. Unset for the
+   * daemon, whose runs outlive the zygote and are reaped by the supervisor.
+   */
+  parentPid?: number;
+  /** The zygote's environment (default: this process's). */
+  env?: NodeJS.ProcessEnv;
+  /** A zygote still loading after this many ms is killed, its load failed (FORKD_ERR_APP_LOAD); unset: no bound. */
+  loadTimeoutMs?: number;
+  /** How the error names that bound (default the daemon's flag, --load-timeout-ms). */
+  loadTimeoutName?: string;
+}
 
 /** A zygote as handed across a supervisor restart (it stays our child: same pid). */
 export interface ZygoteHandover {
@@ -54,6 +76,8 @@ interface ZygoteProcess {
   channel: Socket;
   kill(signal: NodeJS.Signals): void;
   onExit(listener: (code: number | null, signal: string | null, error?: Error) => void): void;
+  /** Whether the process keeps this one's event loop alive. */
+  setRef(on: boolean): void;
 }
 
 // --single-threaded: no V8 background threads, so none is mid-GC or
@@ -62,19 +86,35 @@ interface ZygoteProcess {
 // default of 4 that cost the zygote 5-18 % more CPU per run
 // (bench/experiments/pool-size.js, docs/PERFORMANCE.md).
 // --expose-gc: the zygote compacts its heap before it starts forking.
-function spawnZygote(app: string, prefork: number): ZygoteProcess {
-  const child = spawn(process.execPath, ['--single-threaded', '--v8-pool-size=1', '--expose-gc', ZYGOTE_MAIN, '--app', app, '--prefork', String(prefork)], {
+// Nothing of this process but stdout, stderr and the channel reaches the
+// zygote: a fresh node, spawned (fork + exec), where every other fd Node and
+// libuv open is close-on-exec.
+function spawnZygote(settings: ZygoteSpawnSettings): ZygoteProcess {
+  const args = ['--single-threaded', '--v8-pool-size=1', '--expose-gc', ZYGOTE_MAIN, '--app', settings.app, '--prefork', String(settings.prefork)];
+  if (settings.parentPid !== undefined) args.push('--parent-pid', String(settings.parentPid));
+  const child = spawn(process.execPath, args, {
     stdio: ['ignore', 'inherit', 'inherit', 'pipe'],
-    // Every run inherits the zygote's environment: no daemon secret in it.
-    env: zygoteEnv(),
+    // Every run inherits the zygote's environment (the daemon's has no
+    // secret in it: supervisor/secrets.ts zygoteEnv()).
+    env: settings.env ?? process.env,
   });
+  const channel = child.stdio[3] as Socket;
   return {
     pid: child.pid ?? null,
-    channel: child.stdio[3] as Socket,
+    channel,
     kill: (signal) => child.kill(signal),
     onExit: (listener) => {
       child.on('error', (error) => listener(null, null, error));
       child.on('exit', (code, signal) => listener(code, signal));
+    },
+    setRef: (on) => {
+      if (on) {
+        child.ref();
+        channel.ref();
+      } else {
+        child.unref();
+        channel.unref();
+      }
     },
   };
 }
@@ -88,13 +128,16 @@ function takeOverZygote(handover: ZygoteHandover): ZygoteProcess {
     channel: new Socket({ fd: handover.fd, readable: true, writable: true }),
     kill: (signal) => watch.kill(signalNumber(signal)),
     onExit: (listener) => void watch.exited.then((info) => listener(info.code, info.signal)),
+    setRef: (on) => (on ? watch.ref() : watch.unref()),
   };
 }
 
 /**
  * Events: 'ready' (ZygoteInfo), 'load_failed' (SerializedError),
  * 'exited' (ExitedMessage), 'late-fork' (runId, pid) for a fork reported
- * after its spawn timed out, 'died' ({ code, signal }) once.
+ * after its spawn timed out, 'died' ({ code, signal }) once when the process
+ * has exited, and 'gone' once it has exited and every message it sent has
+ * been read (its channel closed too).
  */
 export class ZygoteHandle extends EventEmitter {
   state: ZygoteState = 'starting';
@@ -104,8 +147,11 @@ export class ZygoteHandle extends EventEmitter {
   private readonly channel: JsonLineChannel<FromZygote, ToZygote>;
   private readonly pending = new Map<string, PendingSpawn>();
   private dead = false;
+  private channelClosed = false;
+  private goneEmitted = false;
   private loadDeadline: number | null = null;
   private loadTimer: NodeJS.Timeout | null = null;
+  private loadTimeoutName = '--load-timeout-ms';
 
   private constructor(
     process: ZygoteProcess,
@@ -117,12 +163,17 @@ export class ZygoteHandle extends EventEmitter {
     this.channel = new JsonLineChannel<FromZygote, ToZygote>(process.channel, isFromZygote, { maxIn: FROM_ZYGOTE_MAX_BYTES, maxOut: TO_ZYGOTE_MAX_BYTES }, buffered);
     this.channel.on('message', (message: FromZygote) => this.onMessage(message));
     this.channel.on('error', () => {}); // a broken channel shows up as the zygote's death
+    this.channel.on('close', () => {
+      this.channelClosed = true;
+      this.maybeGone();
+    });
     process.onExit((code, signal, error) => this.onDied(code, signal, error));
   }
 
-  static spawn(app: string, spawnTimeoutMs: number, prefork: number, loadTimeoutMs: number): ZygoteHandle {
-    const zygote = new ZygoteHandle(spawnZygote(app, prefork), spawnTimeoutMs);
-    zygote.boundLoad(Date.now() + loadTimeoutMs);
+  static spawn(settings: ZygoteSpawnSettings): ZygoteHandle {
+    const zygote = new ZygoteHandle(spawnZygote(settings), settings.spawnTimeoutMs);
+    if (settings.loadTimeoutName !== undefined) zygote.loadTimeoutName = settings.loadTimeoutName;
+    if (settings.loadTimeoutMs !== undefined) zygote.boundLoad(Date.now() + settings.loadTimeoutMs);
     return zygote;
   }
 
@@ -152,7 +203,7 @@ export class ZygoteHandle extends EventEmitter {
       const error: SerializedError = {
         name: 'ForkdError',
         code: 'FORKD_ERR_APP_LOAD',
-        message: `the application did not finish loading within ${ms} ms (--load-timeout-ms): its zygote (pid ${this.pid}) was killed`,
+        message: `the application did not finish loading within ${ms} ms (${this.loadTimeoutName}): its zygote (pid ${this.pid}) was killed`,
       };
       this.process.kill('SIGKILL');
       this.state = 'failed';
@@ -193,6 +244,17 @@ export class ZygoteHandle extends EventEmitter {
 
   resume(): void {
     this.process.channel.resume();
+  }
+
+  /** Resolves once the zygote has exited and its channel has said all it will. */
+  whenGone(): Promise<void> {
+    if (this.goneEmitted) return Promise.resolve();
+    return new Promise((resolve) => this.once('gone', () => resolve()));
+  }
+
+  /** Whether this zygote (its process and channel) keeps the event loop alive; it does from the start. */
+  setRef(on: boolean): void {
+    if (!this.dead) this.process.setRef(on);
   }
 
   private onMessage(message: FromZygote): void {
@@ -241,12 +303,24 @@ export class ZygoteHandle extends EventEmitter {
     this.loadEnded();
     const wasFailed = this.state === 'failed';
     this.state = wasFailed ? 'failed' : 'stopped';
+    // A spawn that failed never started a process: there is no channel to wait for.
+    if (error !== undefined) this.channelClosed = true;
+    this.emit('died', { code, signal, error: error?.message ?? null });
+    this.maybeGone();
+  }
+
+  // The exit can be seen before the last messages are read ('spawned' of a
+  // run forked just before the zygote died): spawns still unanswered fail
+  // only once the channel has said all it will.
+  private maybeGone(): void {
+    if (!this.dead || !this.channelClosed || this.goneEmitted) return;
+    this.goneEmitted = true;
     for (const [, pending] of this.pending) {
       clearTimeout(pending.timer);
       pending.reject(new ForkdError('FORKD_ERR_ZYGOTE_UNAVAILABLE', 'the zygote died before the run was forked'));
     }
     this.pending.clear();
-    this.emit('died', { code, signal, error: error?.message ?? null });
+    this.emit('gone');
   }
 
   /** Asks the zygote to fork a run; rejects with FORKD_ERR_SPAWN_TIMEOUT if it does not answer in time. */
@@ -261,6 +335,11 @@ export class ZygoteHandle extends EventEmitter {
       // A closed channel means the zygote is dying: 'exit' rejects this spawn.
       this.channel.send({ t: 'spawn', ...request });
     });
+  }
+
+  /** Asks the zygote to terminate a run it forked (SIGTERM, SIGKILL after the run's kill grace), or one it is forking. */
+  abort(runId: string): void {
+    this.channel.send({ t: 'abort', runId });
   }
 
   /** Lets the zygote exit once asked; its running children carry on. */
