@@ -5,13 +5,14 @@
 // A benchmark, never a test: it does not fail on a slow machine.
 //
 // Knobs (environment): FORKD_BENCH_QUICK=1 for a short smoke run;
-// FORKD_BENCH_SCENARIOS=latency,physical,throughput,memory,scaling,daemon,zygote;
+// FORKD_BENCH_SCENARIOS=latency,physical,throughput,memory,scaling,daemon,zygote,queue;
 // FORKD_BENCH_N, FORKD_BENCH_BASELINE_N, FORKD_BENCH_BASELINE_N_LARGE,
 // FORKD_BENCH_HEAP_MB, FORKD_BENCH_MEMORY_MB, FORKD_BENCH_SIZES,
 // FORKD_BENCH_DURATION, FORKD_BENCH_C_DURATION, FORKD_BENCH_PREFORK_DURATION,
 // FORKD_BENCH_HTTP_DURATION,
 // FORKD_BENCH_CONCURRENCY, FORKD_BENCH_BURST, FORKD_BENCH_BURST_SAMPLES,
-// FORKD_BENCH_BLOCKS, FORKD_BENCH_OUT. See docs/PERFORMANCE.md.
+// FORKD_BENCH_BLOCKS, FORKD_BENCH_QUEUE_N, FORKD_BENCH_QUEUE_JOBS,
+// FORKD_BENCH_QUEUE_CONCURRENCY, FORKD_BENCH_OUT. See docs/PERFORMANCE.md.
 'use strict';
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -24,6 +25,7 @@ const report = require('./lib/report');
 const { startLatencyChart } = require('./lib/svg');
 const { runDaemonScenarios } = require('./scenarios/daemon');
 const { runZygoteScenario } = require('./scenarios/zygote');
+const { runQueueScenario, queueTable } = require('./scenarios/queue');
 const { withPackageCopy } = require('./lib/package-copy');
 
 const log = (line) => process.stderr.write(`${line}\n`);
@@ -139,6 +141,10 @@ async function suite(started) {
       concurrency: cfg.concurrency,
     });
   }
+  if (cfg.scenarios.has('queue')) {
+    results.queue = await runQueueScenario({ heapMb: cfg.heapMb, n: cfg.queueN, jobs: cfg.queueJobs, concurrency: cfg.queueConcurrency });
+    if (results.queue.skipped) log(`note: queue skipped: ${results.queue.skipped}`);
+  }
 
   const app = results.sizes.find((r) => r.mb === cfg.heapMb);
   const memory = results.sizes.find((r) => r.mb === cfg.memoryMb && r.forkd?.memory);
@@ -189,6 +195,10 @@ async function suite(started) {
   if (results.zygote) {
     print(`\n6. A service's jobs: forkRun in-process vs its own zygote (startZygote) vs child_process.fork, ${cfg.heapMb} MB app`);
     print(report.zygoteTable(results.zygote));
+  }
+  if (results.queue && !results.queue.skipped) {
+    print(`\n7. A BullMQ queue, ${cfg.heapMb} MB app, concurrency ${results.queue.concurrency} per executor: jobs/s (${results.queue.jobs} trivial jobs added at once), Queue.add to the handler's first line (ms, ${results.queue.n} jobs one at a time), PSS of the executor's process tree per job running`);
+    print(queueTable(results.queue));
   }
   print('\nTargets (issues 2 and 5; ratios measured in this run)');
   print(report.targetsTable(results.targets));

@@ -74,6 +74,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("flushStdio", Napi::Function::New(env, FlushStdioJs));
   exports.Set("execve", Napi::Function::New(env, Execve));
   exports.Set("setCloexec", Napi::Function::New(env, SetCloexecJs));
+  exports.Set("markAllCloexec", Napi::Function::New(env, MarkAllCloexecJs));
   exports.Set("lockExclusive", Napi::Function::New(env, LockExclusive));
   exports.Set("jobPipe", Napi::Function::New(env, JobPipe));
   exports.Set("renameFile", Napi::Function::New(env, RenameFile));

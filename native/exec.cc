@@ -124,4 +124,27 @@ Napi::Value SetCloexecJs(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// markAllCloexec(): every fd above stdio becomes close-on-exec, in one pass
+// over /proc/self/fd. An fd that another thread closes between the listing
+// and the mark (libuv's threadpool finishing an fs call) needs no mark, so
+// its EBADF is not an error, as it would be for a list made beforehand.
+Napi::Value MarkAllCloexecJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  DIR* dir = opendir("/proc/self/fd");
+  if (dir == nullptr) return ThrowErrno(env, errno, "opendir", "/proc/self/fd");
+  int self = dirfd(dir);
+  while (dirent* entry = readdir(dir)) {
+    if (entry->d_name[0] == '.') continue;
+    int fd = atoi(entry->d_name);
+    if (fd <= 2 || fd == self) continue;
+    if (SetCloexec(fd, true) != 0 && errno != EBADF) {
+      int saved = errno;
+      closedir(dir);
+      return ThrowErrno(env, saved, "fcntl", ("cannot mark fd " + std::to_string(fd) + " close-on-exec").c_str());
+    }
+  }
+  closedir(dir);
+  return env.Undefined();
+}
+
 }  // namespace forkd

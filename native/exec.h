@@ -6,4 +6,6 @@ namespace forkd {
 Napi::Value Execve(const Napi::CallbackInfo& info);
 // JS: setCloexec(fds[]): each fd is closed by the next execve (and so by every spawn).
 Napi::Value SetCloexecJs(const Napi::CallbackInfo& info);
+// JS: markAllCloexec(): every open fd above 2 is closed by the next execve.
+Napi::Value MarkAllCloexecJs(const Napi::CallbackInfo& info);
 }  // namespace forkd

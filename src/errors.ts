@@ -37,6 +37,8 @@ export const codes = {
   FORKD_ERR_FORBIDDEN: "the request's Host or Origin is not the daemon's own address",
   FORKD_ERR_ROUTE_NOT_FOUND: 'no endpoint has that path',
   FORKD_ERR_METHOD_NOT_ALLOWED: 'the endpoint does not accept that HTTP method',
+  FORKD_ERR_REDIS: 'the Redis server of a queue could not be reached',
+  FORKD_ERR_JOB_NOT_FOUND: 'the queue has no job (or job scheduler) of that id',
   FORKD_ERR_INTERNAL: 'an unexpected error inside the daemon',
 } as const;
 

@@ -64,6 +64,7 @@ export interface Native {
   execve(file: string, argv: string[], env: string[], keepFds: number[]): never;
   /** Marks each fd close-on-exec (the fds a restart's execve handed over, once they have arrived). */
   setCloexec(fds: number[]): void;
+  markAllCloexec(): void;
   /** flock(fd, LOCK_EX | LOCK_NB): false when another open file holds the lock. */
   lockExclusive(fd: number): boolean;
   /** rename(from, to): true once renamed, false on any failure (a run child's claim). */

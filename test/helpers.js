@@ -7,6 +7,7 @@
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const net = require('node:net');
+const assert = require('uvu/assert');
 const os = require('node:os');
 const path = require('node:path');
 
@@ -203,4 +204,16 @@ function freePort() {
   });
 }
 
-module.exports = { within, until, exitOf, tmpDir, readyChannel, tell, runFixture, fixtureOk, procStat, childrenOf, zombiesOf, freePort, root };
+/** Awaits `promise`, asserting it rejects with `code` (and a message matching `pattern`); returns the error. */
+async function rejectsWith(promise, code, pattern) {
+  try {
+    await promise;
+  } catch (error) {
+    assert.is(error.code, code, error.stack);
+    if (pattern) assert.match(error.message, pattern);
+    return error;
+  }
+  throw new Error(`expected a rejection with ${code}`);
+}
+
+module.exports = { rejectsWith, within, until, exitOf, tmpDir, readyChannel, tell, runFixture, fixtureOk, procStat, childrenOf, zombiesOf, freePort, root };

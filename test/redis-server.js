@@ -1,8 +1,10 @@
 // Runs in the uvu process. A private redis-server (Debian's package) for one
-// test file: its own port on 127.0.0.1 and its own directory, no persistence,
-// stopped (and its directory removed) by stop(). restart() stops it and starts
-// it again on the same port, for tests of a Redis that goes away and comes
-// back. scripts/ensure-redis.js has made sure the binary is there.
+// test file: its own port on 127.0.0.1 and its own directory, no persistence
+// unless `persist` (an append-only file synced on every write, as a
+// production BullMQ Redis has), stopped (and its directory removed) by
+// stop(). restart() stops it and starts it again on the same port, for tests
+// of a Redis that goes away and comes back. scripts/ensure-redis.js has made
+// sure the binary is there.
 'use strict';
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
@@ -11,8 +13,9 @@ const os = require('node:os');
 const path = require('node:path');
 const { freePort } = require('./helpers');
 
-function launch(port, dir) {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no', '--loglevel', 'warning', '--protected-mode', 'no'], {
+function launch(port, dir, persist) {
+  const durability = persist ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...durability, '--dir', dir, '--daemonize', 'no', '--loglevel', 'warning', '--protected-mode', 'no'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -45,11 +48,11 @@ function launch(port, dir) {
   return { child, exited, ready };
 }
 
-/** Starts a private redis-server; resolves once it answers PING. */
-async function startRedis() {
+/** Starts a private redis-server; resolves once it answers PING. `persist`: its data survives restart(). */
+async function startRedis({ persist = false } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'forkd-redis-'));
   const port = await freePort();
-  let current = launch(port, dir);
+  let current = launch(port, dir, persist);
   await current.ready;
   const stopCurrent = async () => {
     if (current.child.exitCode === null && current.child.signalCode === null) current.child.kill('SIGTERM');
@@ -62,10 +65,11 @@ async function startRedis() {
     get pid() {
       return current.child.pid;
     },
-    /** Stops the server and starts it again on the same port (an empty dataset: nothing is persisted). */
-    async restart() {
+    /** Stops the server and starts it again on the same port: an empty dataset unless `persist`. `downMs`: how long it stays away. */
+    async restart({ downMs = 0 } = {}) {
       await stopCurrent();
-      current = launch(port, dir);
+      if (downMs > 0) await new Promise((resolve) => setTimeout(resolve, downMs));
+      current = launch(port, dir, persist);
       await current.ready;
     },
     async stop() {

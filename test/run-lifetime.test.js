@@ -9,7 +9,7 @@ const assert = require('uvu/assert');
 const fs = require('node:fs');
 const path = require('node:path');
 const forkd = require('..');
-const { exitOf, procStat, tmpDir, until, within } = require('./helpers');
+const { exitOf, procStat, rejectsWith, tmpDir, until, within } = require('./helpers');
 
 // Counts the forks this process makes, through the prepare hook every fork runs.
 let forks = 0;
@@ -21,17 +21,6 @@ const stubborn = () => {
   process.on('SIGTERM', () => {});
   return forever();
 };
-
-async function rejectsWith(promise, code, pattern) {
-  try {
-    await promise;
-  } catch (error) {
-    assert.is(error.code, code, error.stack);
-    if (pattern) assert.match(error.message, pattern);
-    return error;
-  }
-  throw new Error(`expected a rejection with ${code}`);
-}
 
 test('forkRun refuses an option it does not know, and bad lifetime values, before it forks', async () => {
   const before = forks;

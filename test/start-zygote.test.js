@@ -9,20 +9,9 @@ const assert = require('uvu/assert');
 const fs = require('node:fs');
 const path = require('node:path');
 const forkd = require('..');
-const { childrenOf, procStat, tmpDir, until, within } = require('./helpers');
+const { childrenOf, procStat, rejectsWith, tmpDir, until, within } = require('./helpers');
 
 const JOBS = path.join(__dirname, 'fixtures', 'zygote-jobs.js');
-
-async function rejectsWith(promise, code, pattern) {
-  try {
-    await promise;
-  } catch (error) {
-    assert.is(error.code, code, error.stack);
-    if (pattern) assert.match(error.message, pattern);
-    return error;
-  }
-  throw new Error(`expected a rejection with ${code}`);
-}
 
 const gone = (pid) => {
   const stat = procStat(pid);

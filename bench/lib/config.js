@@ -24,7 +24,7 @@ function list(name, full, short) {
   return values;
 }
 
-const ALL_SCENARIOS = ['latency', 'physical', 'throughput', 'memory', 'scaling', 'daemon', 'zygote'];
+const ALL_SCENARIOS = ['latency', 'physical', 'throughput', 'memory', 'scaling', 'daemon', 'zygote', 'queue'];
 
 function scenarios() {
   const raw = process.env.FORKD_BENCH_SCENARIOS;
@@ -70,4 +70,8 @@ module.exports = {
   blocks: int('FORKD_BENCH_BLOCKS', 3, 1),
   /** Samples per burst size (rounded up to whole bursts). */
   burstSamples: int('FORKD_BENCH_BURST_SAMPLES', 96, 16),
+  /** The queue scenario: enqueue-to-start samples, jobs per throughput measurement, concurrency of each executor. */
+  queueN: int('FORKD_BENCH_QUEUE_N', 100, 20),
+  queueJobs: int('FORKD_BENCH_QUEUE_JOBS', 500, 100),
+  queueConcurrency: int('FORKD_BENCH_QUEUE_CONCURRENCY', 4, 4),
 };

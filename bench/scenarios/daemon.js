@@ -78,10 +78,10 @@ function request(port, method, urlPath, body, agent) {
   });
 }
 
-async function startDaemon(entry, { heapMb, prefork }) {
+async function startDaemon(entry, { heapMb, prefork, maxRunning = 64, extraArgs = [] }) {
   const port = await freePort();
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'forkd-bench-daemon-'));
-  const args = [entry.file, ...entry.args, '--app', path.join(__dirname, '..', 'daemon-app.js'), '--port', String(port), '--state-dir', stateDir, '--max-running', '64'];
+  const args = [entry.file, ...entry.args, '--app', path.join(__dirname, '..', 'daemon-app.js'), '--port', String(port), '--state-dir', stateDir, '--max-running', String(maxRunning), ...extraArgs];
   if (prefork > 0) args.push('--prefork', String(prefork));
   const child = spawn(process.execPath, args, {
     env: { ...process.env, FORKD_BENCH_HEAP_MB: String(heapMb) },
@@ -205,4 +205,4 @@ async function runDaemonScenarios(opts) {
   return out;
 }
 
-module.exports = { runDaemonScenarios, daemonEntry };
+module.exports = { runDaemonScenarios, daemonEntry, startDaemon, stopDaemon, request };

@@ -11,6 +11,7 @@ import { ForkdError } from '../errors';
 import type { SupervisorConfig } from '../supervisor/config';
 import { UsageError, clientFrom, globalOptions, parseCommand, splitCommand } from './args';
 import { commands, type Io } from './commands';
+import { queueCommands } from './queue-commands';
 import { usage } from './usage';
 import { parseArgs } from 'node:util';
 import type { ForkdClient } from '../client/client';
@@ -65,7 +66,7 @@ export async function cli(argv: string[], io: Io = { stdout: process.stdout, std
       return command === undefined && globals.help !== true ? 2 : 0;
     }
     if (command === 'serve') return await serve(split.rest, io);
-    const spec = Object.hasOwn(commands, command) ? commands[command] : undefined;
+    const spec = Object.hasOwn(commands, command) ? commands[command] : Object.hasOwn(queueCommands, command) ? queueCommands[command] : undefined;
     // The line ends "(see 'forkd --help')", which lists the commands.
     if (spec === undefined) throw new UsageError(`unknown command ${JSON.stringify(command)}`);
     if (globals.help === true) {

@@ -24,6 +24,11 @@ Client commands:
   stop                  stop the daemon gracefully (--leave-runs: runs go on)
   health                show the daemon's health (exit 1 when degraded)
 
+Queue commands (talk to a BullMQ queue's Redis, not to a daemon):
+  enqueue HANDLER       add a job (--wait: follow it and exit like run --wait)
+  cancel JOB-ID         cancel a job: removed while it waits, its run terminated once it runs
+  schedule ...          recurring jobs: schedule add ID HANDLER --cron EXPR | --every MS, list, remove ID
+
 ${CONNECT}
 
   -h, --help       this text ('forkd COMMAND --help' for a command's options)
@@ -67,6 +72,20 @@ Starts the daemon: a supervisor serving the HTTP API and a zygote that loads FIL
                              \`forkd stop --leave-runs\` leaves them to the next daemon instead)
   --prefork N                zygote prefork pool (default 0)
   --log-level LEVEL          trace, debug, info, warn, error (default info; logs go to stderr)
+
+Queue mode (docs/QUEUE.md): the daemon becomes a BullMQ worker of each --queue.
+  --redis URL                the queue's Redis (redis://host:port/db, rediss://..., unix:///path)
+  --queue NAME               a queue to take jobs from (repeatable); a job's name is the handler,
+                             its data the args, its timeoutMs option the run's timeout
+  --lock-duration-ms N       BullMQ's job lock, renewed every N/2 while the run runs (default 30000)
+  --stalled-interval-ms N    how often to look for other hosts' stalled jobs (default 30000)
+  --max-stalled-count N      stalls a job may have before it fails (default 1)
+  --queue-prefix PREFIX      BullMQ's key prefix (default bull)
+A host takes a job only into a free --max-running slot. A handler's error
+named UnrecoverableError fails the job for good (no retry). Delivery is at
+least once: a dead host's jobs run again elsewhere after the stalled check.
+forkd stop gives the jobs of runs it has to terminate back to the queue;
+forkd restart keeps them (none re-delivered).
 
 The token (16+ printable characters, from --token-file, --token or
 FORKD_TOKEN) is read once: a restart keeps it and reads no file again. No
@@ -170,4 +189,58 @@ ${CONNECT}`,
 Prints the daemon's health as JSON; exits 1 when it is degraded.
 
 ${CONNECT}`,
+  enqueue: `Usage: forkd enqueue HANDLER --queue NAME --redis URL [options]
+
+Adds a job to a BullMQ queue: any host running forkd serve --queue NAME runs
+HANDLER with the job's data as its args. Prints the job's id, or with --wait
+follows the job to its end, prints its return value and exits as forkd run
+--wait does for the job's last run (0; its exit code; 128 + N for signal N;
+124 timed out; 127 failed to start; 255 lost; 1 when no run took place, as
+for a handler no host has). While it waits, Ctrl-C cancels the job; a second
+one stops waiting and leaves the job going.
+
+  --args JSON            the job's data, the handler's args (default null)
+  --job-id ID            BullMQ's jobId (default: the queue's counter)
+  --delay MS             not before MS from now
+  --attempts N           tries in all when runs fail (default 1)
+  --backoff MS           delay before a retry ...
+  --backoff-type TYPE    ... fixed, or exponential (the default: MS, 2 MS, 4 MS, ...)
+  --priority N           BullMQ's priority (1 is the highest)
+  --timeout-ms N         terminate each run after N ms (the job option timeoutMs)
+  --wait                 follow the job to its end
+  --json                 print the job (with --wait: its outcome and last run) as JSON
+  --redis URL            the queue's Redis (or FORKD_REDIS_URL)
+  --queue NAME           the queue
+  --queue-prefix PREFIX  BullMQ's key prefix (default bull)`,
+
+  cancel: `Usage: forkd cancel JOB-ID --queue NAME --redis URL [--reason TEXT]
+
+Cancels a job. One that waits (or is delayed) is removed. One that runs: the
+host that holds it terminates its run (SIGTERM, SIGKILL after its
+--kill-grace-ms) and fails the job for good, with "cancelled: TEXT" as the
+reason. Fails when the job has already finished or does not exist.
+
+  --reason TEXT          why (default: cancelled by forkd cancel)
+  --redis URL            the queue's Redis (or FORKD_REDIS_URL)
+  --queue NAME           the queue
+  --queue-prefix PREFIX  BullMQ's key prefix (default bull)`,
+
+  schedule: `Usage: forkd schedule add ID HANDLER (--cron EXPR | --every MS) --queue NAME --redis URL [options]
+       forkd schedule list --queue NAME --redis URL [--json]
+       forkd schedule remove ID --queue NAME --redis URL
+
+Recurring jobs through BullMQ's job schedulers: each time comes due, one job
+of HANDLER is added to the queue, and one free host runs it. add creates the
+scheduler ID or replaces it.
+
+  --cron EXPR            a cron expression (with seconds as an optional first field)
+  --tz ZONE              the cron expression's time zone (default: the host's)
+  --every MS             every MS milliseconds instead
+  --args JSON            each job's data
+  --attempts N           each job's attempts
+  --timeout-ms N         each run's timeout
+  --json                 list as JSON
+  --redis URL            the queue's Redis (or FORKD_REDIS_URL)
+  --queue NAME           the queue
+  --queue-prefix PREFIX  BullMQ's key prefix (default bull)`,
 };

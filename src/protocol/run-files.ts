@@ -39,6 +39,19 @@ export function overwriteFile(file: string, data: string): void {
 }
 
 /**
+ * A run's latest `ctx.progress(value)`, as JSON: the child writes PROGRESS_NEXT
+ * and renames it over PROGRESS_FILE, so a reader (the supervisor's queue
+ * front end, supervisor/queue/progress-watch.ts) sees one whole value or the
+ * one before. Only the latest value matters, so a file is the whole channel:
+ * it costs the child two syscalls, needs no connection to the supervisor and
+ * survives a supervisor restart.
+ */
+export const PROGRESS_FILE = 'progress.json';
+export const PROGRESS_NEXT = 'progress.next';
+/** The longest progress value a run may report, in bytes of JSON. */
+export const MAX_PROGRESS_BYTES = 64 * 1024;
+
+/**
  * The claim on a run, made ahead (empty) with the run directory. Exactly one
  * of the run's child and the supervisor renames it, and whoever's rename
  * succeeds decides the run's fate: the child renames it to CLAIMED_PREFIX +

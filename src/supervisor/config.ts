@@ -4,6 +4,7 @@
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ForkdError } from '../errors';
+import { QueueConfig, parseQueueOptions, queueServeOptions } from './queue/queue-options';
 import { checkToken, readTokenFile } from './token';
 import { parseAllowEnv, type EnvAllowlist } from '../protocol/run-request';
 
@@ -31,6 +32,8 @@ export interface SupervisorConfig {
   stopTimeoutMs: number;
   prefork: number;
   logLevel: string;
+  /** Queues this host consumes (--redis, --queue); null when none. */
+  queue: QueueConfig | null;
 }
 
 export const serveOptions = {
@@ -57,6 +60,7 @@ export const serveOptions = {
   'stop-timeout': { type: 'string' },
   prefork: { type: 'string' },
   'log-level': { type: 'string' },
+  ...queueServeOptions,
 } as const;
 
 /** --max-result-bytes's default: 16 MiB of JSON. */
@@ -104,6 +108,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
   let values: Record<string, string | undefined>;
   let allowEnv: string[];
   try {
+    // --queue and --allow-env repeat (string[]): parseQueueOptions and parseAllowEnv read them.
     const parsed = parseArgs({ args: argv, options: serveOptions, strict: true, allowPositionals: false }).values;
     allowEnv = parsed['allow-env'] ?? [];
     values = parsed as Record<string, string | undefined>;
@@ -153,6 +158,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     stopTimeoutMs: int(values, 'stop-timeout', 10_000, 0, 3_600_000),
     prefork: int(values, 'prefork', 0, 0, 1024),
     logLevel: values['log-level'] ?? 'info',
+    queue: parseQueueOptions(values, (flag, fallback, min, max) => int(values, flag, fallback, min, max)),
   };
 }
 

@@ -8,6 +8,7 @@ import type { SupervisorConfig } from './config';
 import { createHttpApi, HttpApi } from './http/http-api';
 import { createLineServer, LineServer } from './line/line-server';
 import { Metrics } from './metrics';
+import type { QueueHandover, QueueHost } from './queue/queue-host';
 import { Handover, reexec, takeHandover } from './restart/reexec';
 import type { StopOptions } from './runs/run-service';
 import { Supervisor } from './runs/supervisor';
@@ -20,6 +21,7 @@ interface Parts {
   supervisor?: Supervisor;
   http?: HttpApi;
   line?: LineServer | null;
+  queue?: QueueHost | null;
 }
 
 /** `handed`: the secrets a restart's old image passed on (cli/main.ts took them before parsing the arguments). */
@@ -64,11 +66,12 @@ export async function main(config: SupervisorConfig, handed?: HandoverSecrets): 
     await parts.http.listen();
     parts.line = config.linePort !== null ? createLineServer(parts.supervisor, config, { logger, inherited: inherited?.line ?? undefined, restartResult: inherited?.restartResult }) : null;
     if (parts.line !== null) await parts.line.listen();
+    parts.queue = config.queue !== null ? await startQueue(parts.supervisor, config, logger, metrics, inherited?.queue ?? undefined) : null;
     restarts = (inherited?.restarts ?? 0) + (inherited !== undefined ? 1 : 0);
   } catch (error) {
     return failStart(parts, error, logger);
   }
-  const { supervisor, http, line, lock } = parts as Required<Parts>;
+  const { supervisor, http, line, lock, queue } = parts as Required<Parts>;
   logger.info({ port: http.port(), linePort: line?.port() ?? null, socket: config.socket, app: config.app, stateDir: config.stateDir, restarts }, inherited ? 'forkd restarted' : 'forkd listening');
 
   let stopping: Promise<void> | null = null;
@@ -78,13 +81,19 @@ export async function main(config: SupervisorConfig, handed?: HandoverSecrets): 
       const leaveRuns = options.leaveRuns === true;
       logger.info({ stopTimeoutMs: config.stopTimeoutMs, leaveRuns }, 'stopping');
       supervisor.beginStop();
+      queue?.beginStop(leaveRuns ? Infinity : config.stopTimeoutMs);
       // A zygote still loading may never be done: a restart waiting for it
       // is answered (refused) now, and a first load ends here.
       supervisor.killLoadingZygotes();
       await Promise.all([http.close(), line?.close()]);
-      if (leaveRuns) logger.info({ runIds: supervisor.leaveRuns() }, 'stopped; runs left running for the next daemon on this state dir');
-      else {
+      if (leaveRuns) {
+        // Their jobs' locks lapse: another host takes them after the stalled check (docs/QUEUE.md).
+        await queue?.close(1000);
+        logger.info({ runIds: supervisor.leaveRuns() }, 'stopped; runs left running for the next daemon on this state dir');
+      } else {
         await supervisor.shutdown(config.stopTimeoutMs);
+        // The outcomes of the runs that ended, then the Redis connections.
+        await queue?.close(5000);
         logger.info('stopped');
       }
       process.exit(0);
@@ -92,7 +101,7 @@ export async function main(config: SupervisorConfig, handed?: HandoverSecrets): 
   // Resolves only when the restart failed: a successful one is logged by the new image.
   restart = () => void supervisor.restart().then((result) => logger.warn(result, 'restart (SIGHUP) failed'));
   supervisor.onStop = stop;
-  supervisor.reexec = (loaded) => reexec({ supervisor, http, line, lock, restarts }, logger, config, loaded);
+  supervisor.reexec = (loaded) => reexec({ supervisor, http, line, queue, lock, restarts }, logger, config, loaded);
   // A bug must not take the run table down with it: log it and keep serving.
   process.on('uncaughtException', (error) => logger.error({ err: error }, 'uncaught exception in the supervisor'));
   process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection in the supervisor'));
@@ -118,4 +127,14 @@ async function failStart(parts: Parts, error: unknown, logger: pino.Logger): Pro
   const message = error instanceof Error ? error.message : String(error);
   fs.writeSync(2, `forkd: ${message.replace(/\s*\n\s*/g, ' ')}\n`);
   process.exit(1);
+}
+
+/** The queue front end, loaded only here: a daemon without --redis never loads BullMQ. */
+async function startQueue(supervisor: Supervisor, config: SupervisorConfig, logger: pino.Logger, metrics: Metrics, inherited: QueueHandover | undefined): Promise<QueueHost> {
+  const { QueueHost, runDirOf } = await import('./queue/queue-host');
+  const queueConfig = config.queue as NonNullable<SupervisorConfig['queue']>;
+  const host = new QueueHost(supervisor, queueConfig, { killGraceMs: config.killGraceMs, runDir: runDirOf(supervisor) }, logger, metrics);
+  supervisor.healthSource = host;
+  await host.start(inherited);
+  return host;
 }

@@ -23,7 +23,7 @@ export const SECRET_ENV: readonly string[] = ['FORKD_TOKEN', HANDOVER_ENV];
  */
 export function guardProcess(): void {
   native.setDumpable(false);
-  native.setCloexec(native.openFds().filter((fd) => fd > 2));
+  native.markAllCloexec();
 }
 
 /** Removes the secret variables from this process's environment: what it passes on (zygote, restart) no longer has them. */

@@ -11,6 +11,14 @@ export interface HandlerContext {
   pid: number;
   /** Aborted when the run gets SIGTERM (a terminate, a timeout, an abort, a stop): stop cleanly and return. */
   signal: AbortSignal;
+  /**
+   * Reports how far the run has got (any JSON value, at most 64 KiB; the
+   * latest wins). A run of a queue job (forkd serve --queue, docs/QUEUE.md)
+   * passes it on as the job's progress; a daemon run keeps it in its run
+   * directory; a startZygote() run has nowhere to send it and drops it.
+   * Throws a TypeError for a value JSON cannot carry.
+   */
+  progress(value: unknown): void;
 }
 
 /**

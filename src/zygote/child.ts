@@ -11,7 +11,7 @@ import { fatalError } from '../child/exit';
 import { resultNotSerializable, serializeError } from '../child/job-child';
 import { ForkdError } from '../errors';
 import type { RunContext } from '../lib/job-types';
-import { INLINE_RESULT_BYTES, RESULT_FILE, STATUS_NEXT, overwriteFile } from '../protocol/run-files';
+import { INLINE_RESULT_BYTES, MAX_PROGRESS_BYTES, PROGRESS_FILE, PROGRESS_NEXT, RESULT_FILE, STATUS_NEXT, overwriteFile } from '../protocol/run-files';
 import { MAX_ERROR_TEXT, type ChildReport, type MemoryUsage, type SerializedError, type SpawnRequest } from '../protocol/zygote-messages';
 import type { LoadedApp, HandlerContext } from './app-loader';
 
@@ -68,6 +68,21 @@ function writeStatus(runDir: string, report: ChildReport): void {
     // The run directory is gone (freed) or the disk is full: the zygote
     // still reports the outcome over its channel.
   }
+}
+
+/** ctx.progress(): the latest value replaces the file whole (run-files.ts says why a file). */
+function reportProgress(runDir: string | null, value: unknown): void {
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value);
+  } catch (error) {
+    throw new TypeError(`ctx.progress() needs a JSON value: ${(error as Error).message}`);
+  }
+  if (json === undefined) throw new TypeError('ctx.progress() needs a JSON value, got undefined');
+  if (Buffer.byteLength(json) > MAX_PROGRESS_BYTES) throw new TypeError(`ctx.progress() takes at most ${MAX_PROGRESS_BYTES} bytes of JSON, got ${Buffer.byteLength(json)}`);
+  if (runDir === null) return; // a startZygote() run: no run directory, no one to tell
+  overwriteFile(path.join(runDir, PROGRESS_NEXT), json);
+  renameSync(path.join(runDir, PROGRESS_NEXT), path.join(runDir, PROGRESS_FILE));
 }
 
 /** An error as reported: message and stack cut, so what a handler throws cannot swell every process the report passes through. */
@@ -145,7 +160,7 @@ export async function runRequest(app: LoadedApp, request: SpawnRequest, ctx: Run
     });
   }
   const handler = app.handlers.get(request.handler);
-  const hctx: HandlerContext = { runId: request.runId, pid: ctx.pid, signal: ctx.signal };
+  const hctx: HandlerContext = { runId: request.runId, pid: ctx.pid, signal: ctx.signal, progress: (value) => reportProgress(request.runDir, value) };
   try {
     if (handler === undefined) throw new Error(`unknown handler ${request.handler}`);
     if (app.afterFork !== null) await app.afterFork(hctx);

@@ -15,6 +15,7 @@ import { native } from '../../native';
 import type { SupervisorConfig } from '../config';
 import type { HttpApi, HttpHandover } from '../http/http-api';
 import type { LineServer, LineServerState } from '../line/line-server';
+import type { QueueHandover, QueueHost } from '../queue/queue-host';
 import type { RestartResult } from '../runs/run-service';
 import type { Supervisor, SupervisorHandover } from '../runs/supervisor';
 import { systemReason } from '../store/state-dir-error';
@@ -30,6 +31,8 @@ export interface Handover {
   supervisor: SupervisorHandover;
   http: HttpHandover;
   line: LineServerState | null;
+  /** The jobs the queue front end holds (absent when it consumes no queue). */
+  queue?: QueueHandover | null;
   /** The state directory's lock (absent from a supervisor that held none). */
   lockFd?: number;
   restartResult: RestartResult;
@@ -53,6 +56,8 @@ export interface RestartParts {
   supervisor: Supervisor;
   http: HttpApi;
   line: LineServer | null;
+  /** The queue front end (forkd serve --redis), or null. */
+  queue: QueueHost | null;
   lock: StateLock;
   /** Restarts this daemon has been through before this one. */
   restarts: number;
@@ -68,10 +73,13 @@ export interface RestartParts {
  * then resumes, the new app code serving on the old image.
  */
 export async function reexec(parts: RestartParts, logger: pino.Logger, config: SupervisorConfig, loaded: RestartResult): Promise<RestartResult> {
-  const { supervisor, http, line, lock } = parts;
+  const { supervisor, http, line, queue, lock } = parts;
   let channel: number | null = null;
   let written: string | null = null;
   try {
+    // No job is being taken or delivered across the exec: the new image
+    // gets every held job's lock token and delivers its outcome.
+    await queue?.quiesce();
     await Promise.all([http.quiesce(), line?.quiesce()]);
     // A request that started on the HTTP side while the line side was still
     // quiescing (or the other way round) is waited for too.
@@ -82,6 +90,7 @@ export async function reexec(parts: RestartParts, logger: pino.Logger, config: S
       supervisor: supervisor.handover(),
       http: http.snapshot(),
       line: line?.snapshot() ?? null,
+      queue: queue?.snapshot() ?? null,
       lockFd: lock.fd,
       restartResult: { ok: true, appVersion: loaded.appVersion, loadedAt: loaded.loadedAt },
       restarts: parts.restarts,
@@ -103,6 +112,7 @@ export async function reexec(parts: RestartParts, logger: pino.Logger, config: S
     supervisor.pauseZygotes(false);
     http.resume();
     line?.resume();
+    queue?.resume();
     const stateDir = error instanceof ForkdError && error.code === 'FORKD_ERR_STATE_DIR';
     const syscall = (error as NodeJS.ErrnoException).syscall;
     const why = stateDir || syscall === undefined ? systemReason(error) : `${syscall}: ${systemReason(error)}`;

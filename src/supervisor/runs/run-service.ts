@@ -21,6 +21,27 @@ export interface HealthReport {
   runs: { running: number; retained: number; maxRunning: number };
   /** Whether runs can be recorded: null error while the last write there succeeded. */
   stateDir: { path: string; writable: boolean; error: string | null };
+  /** Present when the daemon consumes queues (forkd serve --redis): supervisor/queue/queue-host.ts. */
+  queue?: QueueHealth;
+}
+
+export interface QueueHealth {
+  /** Whether the host can talk to Redis now; false makes the daemon 'degraded'. */
+  redis: 'connected' | 'disconnected';
+  lastError: string | null;
+  queues: string[];
+  /** Jobs this host holds (their runs running, or their outcomes not yet delivered). */
+  active: number;
+  /** Runs that have ended whose outcome is still to be written to Redis. */
+  undelivered: number;
+  /** Taking no new jobs (stopping, restarting). */
+  paused: boolean;
+}
+
+/** A part of the daemon that reports into /v1/health (the queue front end). */
+export interface HealthSource {
+  /** Its part of the report and whether it is healthy. */
+  health(): { queue: QueueHealth; ok: boolean };
 }
 
 export interface RestartResult {
@@ -63,7 +84,11 @@ export interface WaitResult {
  */
 export interface RunService {
   /** Forks a run; resolves once the child exists (record state 'running'), or with a 'failed_to_start' record. */
-  start(request: StartRunRequest): Promise<RunRecord>;
+  /**
+   * `daemonEnv`: variables the daemon itself sets for the run (the queue
+   * front end's FORKD_QUEUE, FORKD_JOB_ID), not subject to --allow-env.
+   */
+  start(request: StartRunRequest, daemonEnv?: Record<string, string>): Promise<RunRecord>;
   /**
    * A run's record, with its result (one kept in the run's result.json is
    * read for it); `result: false` when only its state is wanted.
@@ -80,6 +105,10 @@ export interface RunService {
   /** Path of the run's captured output file (exists once the run started). */
   outputPath(id: string, stream: OutputStream): string;
   health(): HealthReport;
+  /** Calls `listener` once for every run that ends, with its final record. */
+  onRunEnded(listener: (record: RunRecord) => void): () => void;
+  /** Calls `listener` when a run takes a slot (recorded as running, just before its fork). */
+  onRunStarted(listener: (record: RunRecord) => void): () => void;
   restart(): Promise<RestartResult>;
   /** Stops the daemon gracefully. */
   stop(options?: StopOptions): Promise<void>;

@@ -59,6 +59,10 @@ function keepResult(record: RunRecord, report: ChildReport): void {
 export class RunTable {
   private readonly runs = new Map<string, RunEntry>();
   private runningCount = 0;
+  /** Called once per run that ends, after its record is persisted (a queue front end delivers the outcome). */
+  readonly endListeners = new Set<(record: RunRecord) => void>();
+  /** Called when a run is added as running, before its fork (a queue front end stops taking jobs into the slot). */
+  readonly startListeners = new Set<(record: RunRecord) => void>();
 
   constructor(
     private readonly store: RunStore,
@@ -82,7 +86,9 @@ export class RunTable {
 
   add(entry: RunEntry): void {
     this.runs.set(entry.record.id, entry);
-    if (entry.record.state === 'running') this.countRunning(+1);
+    if (entry.record.state !== 'running') return;
+    this.countRunning(+1);
+    for (const listener of this.startListeners) listener(entry.record);
   }
 
   /** The entry of `id`, or FORKD_ERR_RUN_NOT_FOUND. */
@@ -179,6 +185,15 @@ export class RunTable {
     this.metrics.runsFinished.inc({ outcome: state });
     this.persist(entry);
     for (const wake of [...entry.waiters]) wake('ended');
+    // With its result, also one kept in result.json: a queue job's return value.
+    const final = this.endListeners.size > 0 ? this.view(entry) : null;
+    for (const listener of this.endListeners) {
+      try {
+        listener({ ...(final as RunRecord) });
+      } catch (error) {
+        this.logger.error({ runId: record.id, err: error }, 'a run-end listener threw');
+      }
+    }
     this.logger.info({ runId: record.id, state, exitCode: record.exitCode, signal: record.signal, durationMs: record.durationMs }, 'run ended');
     this.enforceRetention();
     this.store.refill();

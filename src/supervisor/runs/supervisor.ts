@@ -27,7 +27,7 @@ import { RunClaims } from './run-claim';
 import { ZYGOTE_REPORT_GRACE_MS, Reaper } from './reaper';
 import { RunDeadlines } from './run-deadlines';
 import { RunDeadline, RunRecord, RunState, asRunDeadline, runStates } from './run-record';
-import type { HealthReport, OutputStream, RestartResult, RunService, StartRunRequest, StopOptions, WaitResult } from './run-service';
+import type { HealthReport, HealthSource, OutputStream, RestartResult, RunService, StartRunRequest, StopOptions, WaitResult } from './run-service';
 import { RunEntry, RunTable, newEntry } from './run-table';
 
 const SIGTERM = signalNumber('SIGTERM');
@@ -59,6 +59,8 @@ export class Supervisor implements RunService {
   reexec: ((loaded: RestartResult) => Promise<RestartResult>) | null = null;
   /** Called by stop(): main.ts closes the front ends and exits. */
   onStop: ((options: StopOptions) => Promise<void>) | null = null;
+  /** Set by main.ts when the daemon consumes queues: its part of health(). */
+  healthSource: HealthSource | null = null;
 
   constructor(
     private readonly config: SupervisorConfig,
@@ -121,17 +123,17 @@ export class Supervisor implements RunService {
 
   // ---- starting runs ----------------------------------------------------
 
-  async start(request: StartRunRequest): Promise<RunRecord> {
+  async start(request: StartRunRequest, daemonEnv?: Record<string, string>): Promise<RunRecord> {
     const requestedAt = process.hrtime.bigint();
     try {
-      return await this.startValidated(request, requestedAt);
+      return await this.startValidated(request, requestedAt, daemonEnv);
     } catch (error) {
       if (error instanceof ForkdError) this.metrics.runsRefused.inc({ code: error.code });
       throw error;
     }
   }
 
-  private async startValidated(request: StartRunRequest, requestedAt: bigint): Promise<RunRecord> {
+  private async startValidated(request: StartRunRequest, requestedAt: bigint, daemonEnv?: Record<string, string>): Promise<RunRecord> {
     if (this.stopping) throw new ForkdError('FORKD_ERR_ZYGOTE_UNAVAILABLE', 'the daemon is stopping');
     const req = checkRunRequest(request, '', this.config.allowEnv);
     const id = req.id ?? randomUUID();
@@ -172,7 +174,8 @@ export class Supervisor implements RunService {
           runId: record.id,
           handler: record.handler,
           args: record.args,
-          env: req.env ?? null,
+          // The daemon's own variables (a queue job's identity) need no --allow-env.
+          env: daemonEnv !== undefined ? { ...req.env, ...daemonEnv } : (req.env ?? null),
           runDir: this.store.runDir(record.id),
           maxOutputBytes: this.config.maxOutputBytes,
           maxResultBytes: this.config.maxResultBytes,
@@ -271,17 +274,29 @@ export class Supervisor implements RunService {
 
   health(): HealthReport {
     const zygote = this.zygotes.health();
+    const extra = this.healthSource?.health();
     // A run cannot start without its record: a state directory that cannot
     // be written degrades the daemon as a zygote that is not ready does.
     const stateDirProblem = this.store.writeProblem();
     return {
-      status: zygote.state === 'ready' && stateDirProblem === null ? 'ok' : 'degraded',
+      status: zygote.state === 'ready' && stateDirProblem === null && (extra?.ok ?? true) ? 'ok' : 'degraded',
       pid: process.pid,
       uptimeMs: Date.now() - this.startedAt,
       zygote,
       runs: { running: this.table.running, retained: this.table.size - this.table.running, maxRunning: this.config.maxRunning },
       stateDir: { path: this.config.stateDir, writable: stateDirProblem === null, error: stateDirProblem },
+      ...(extra !== undefined ? { queue: extra.queue } : {}),
     };
+  }
+
+  onRunEnded(listener: (record: RunRecord) => void): () => void {
+    this.table.endListeners.add(listener);
+    return () => this.table.endListeners.delete(listener);
+  }
+
+  onRunStarted(listener: (record: RunRecord) => void): () => void {
+    this.table.startListeners.add(listener);
+    return () => this.table.startListeners.delete(listener);
   }
 
   /**

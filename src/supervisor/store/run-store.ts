@@ -21,7 +21,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { ForkdError } from '../../errors';
-import { CLAIM, CLAIM_ABANDONED, RESULT_FILE, STATUS_NEXT, claimedPid, overwriteFile } from '../../protocol/run-files';
+import { CLAIM, CLAIM_ABANDONED, PROGRESS_FILE, PROGRESS_NEXT, RESULT_FILE, STATUS_NEXT, claimedPid, overwriteFile } from '../../protocol/run-files';
 import { FROM_ZYGOTE_MAX_BYTES, type ChildReport } from '../../protocol/zygote-messages';
 import { RUN_ID_PATTERN } from '../../protocol/run-request';
 import { RunDeadline, RunRecord, runStates } from '../runs/run-record';
@@ -83,7 +83,7 @@ const SPARES = 8;
 /** New ones are made only below this: freed runs' directories, recycled, usually keep the count up. */
 const SPARES_LOW = SPARES / 2;
 /** The files a run's directory may hold; a directory with anything else is not recycled. */
-const RUN_FILES = new Set(['record.json', 'record.next', 'record.prev', 'status.json', 'status.next', 'stdout', 'stderr', CLAIM, CLAIM_ABANDONED, RESULT_FILE]);
+const RUN_FILES = new Set(['record.json', 'record.next', 'record.prev', 'status.json', 'status.next', 'stdout', 'stderr', CLAIM, CLAIM_ABANDONED, RESULT_FILE, PROGRESS_FILE, PROGRESS_NEXT]);
 const isRunFile = (name: string): boolean => RUN_FILES.has(name) || claimedPid(name) !== null;
 
 /**
@@ -372,6 +372,8 @@ export class RunStore {
     else if (!names.includes(CLAIM)) await fsp.writeFile(path.join(dir, CLAIM), '', { mode: 0o600, flag: 'wx' });
     await fsp.rm(path.join(dir, RECORD_PREV), { force: true });
     await fsp.rm(path.join(dir, RESULT_FILE), { force: true });
+    // A recycled directory must not show the next run an old progress.
+    for (const name of [PROGRESS_FILE, PROGRESS_NEXT]) await fsp.rm(path.join(dir, name), { force: true });
     // The output files are unlinked, not reused: a reader (a follow) or a
     // process the run left behind may still hold them open.
     for (const name of ['stdout', 'stderr']) {
