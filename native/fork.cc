@@ -161,7 +161,7 @@ void RepairHandle(uv_handle_t* handle, void* arg) {
 // flushed, just before a fork in the check phase) is already queued and keeps
 // the parent's mask. The child's first poll then sends MOD for an fd its epoll
 // instance never had, epoll_ctl fails with ENOENT and libuv calls abort(): the
-// child died of SIGABRT before its job's first I/O (FORK_SAFETY.md, hazard 61).
+// child died of SIGABRT before its job's first I/O (FORK_SAFETY.md, hazard 59).
 void ForgetRegistrations(uv_loop_t* loop) {
   for (unsigned int i = 0; i < loop->nwatchers; i++) {
     auto* w = static_cast<uv__io_t*>(loop->watchers[i]);

@@ -331,7 +331,7 @@ test('handles: datagrams to the parent\'s UDP socket all reach the parent while 
   }
 });
 
-test('handles: a socket whose watcher changed in the iteration of the fork does not abort the child (hazard 61)', async () => {
+test('handles: a socket whose watcher changed in the iteration of the fork does not abort the child (hazard 59)', async () => {
   // The peer never reads, so a large write cannot complete: libuv adds
   // POLLOUT to a watcher the parent's epoll set already has for POLLIN, and
   // queues the change for its next poll. forkRun forks in the check phase of
