@@ -13,6 +13,7 @@ const fs = require('node:fs');
 const net = require('node:net');
 const path = require('node:path');
 const { within, until, tmpDir } = require('./helpers');
+const { fdTargets } = require('./fd-targets');
 const { startDaemon, CLI } = require('./daemon');
 
 const STAGE_ROUNDS = 20;
@@ -186,14 +187,9 @@ test("SIGTERM during a zygote's load that never ends, first or a restart's: the 
 });
 
 /** The fds of `pid` that are open on `file`. */
+/** The fds `pid` has open on `file`. */
 function fdsOn(pid, file) {
-  const out = [];
-  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      if (fs.readlinkSync(`/proc/${pid}/fd/${fd}`) === file) out.push(Number(fd));
-    } catch {}
-  }
-  return out;
+  return Object.entries(fdTargets(pid)).filter(([, target]) => target === file).map(([fd]) => Number(fd));
 }
 
 test('one daemon per state dir: a second is refused with the holder pid, across restarts; the zygote and runs hold no lock', async () => {

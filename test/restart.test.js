@@ -9,6 +9,7 @@ const http = require('node:http');
 const net = require('node:net');
 const path = require('node:path');
 const { childrenOf, tmpDir, until, within } = require('./helpers');
+const { fdTargets } = require('./fd-targets');
 const { cli, restartOnce, startDaemon } = require('./daemon');
 const { LineClient } = require('./line-client');
 
@@ -195,12 +196,22 @@ test('100 restarts: same listening socket, same number of fds, runs still work',
     const oneZygote = () => until(() => childrenOf(d.pid).length === 1, 5000, 'the retired zygote to exit');
     await restartOnce(d);
     await oneZygote();
-    const fds = fs.readdirSync(`/proc/${d.pid}/fd`).length;
+    const fdsNow = () => fdTargets(d.pid);
+    const first = fdsNow();
+    const fds = Object.keys(first).length;
     for (let i = 0; i < 99; i++) await restartOnce(d);
     assert.is(listeningInode(d.port), inode, 'the listening socket is the same socket');
     await oneZygote();
-    const after = fs.readdirSync(`/proc/${d.pid}/fd`).length;
-    assert.ok(after <= fds, `no fd leaked across restarts: ${fds} after the first, ${after} after the 100th`);
+    // An fd of the last restart's own work (its client's connection, a
+    // pidfd being closed) may still be open for an instant; a leak of one
+    // per restart never settles back to the first count.
+    let after = fdsNow();
+    try {
+      await until(() => Object.keys((after = fdsNow())).length <= fds, 5000, 'the fd count to settle');
+    } catch {
+      const extra = Object.entries(after).filter(([fd, target]) => first[fd] !== target);
+      assert.unreachable(`no fd leaked across restarts: ${fds} after the first, ${Object.keys(after).length} after the 100th; new: ${JSON.stringify(extra)}`);
+    }
     assert.is((await d.run('echo', 'still here')).result, 'still here');
     assert.is(d.child.exitCode, null, 'same process, never exited');
   } finally {

@@ -13,6 +13,7 @@ const http = require('node:http');
 const net = require('node:net');
 const path = require('node:path');
 const { procStat, tmpDir, until, within } = require('./helpers');
+const { fdTargets } = require('./fd-targets');
 
 const fixture = path.join(__dirname, 'fixtures', 'service.js');
 
@@ -41,18 +42,6 @@ const gone = (pid) => {
 // by design.
 function shareable(fds) {
   return new Map(Object.entries(fds).filter(([fd, target]) => Number(fd) > 2 && /^(socket:|pipe:|\/)/.test(target) && !/^\/(proc|dev)\//.test(target)).map(([fd, t]) => [t, Number(fd)]));
-}
-
-function fdsOf(pid) {
-  const out = {};
-  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      out[fd] = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
-    } catch {
-      // closed since the listing
-    }
-  }
-  return out;
 }
 
 test('a fastify + pino service runs its jobs in its own zygote: none of its sockets or files in a job, logs whole, a clean stop', async () => {
@@ -98,7 +87,7 @@ test('a fastify + pino service runs its jobs in its own zygote: none of its sock
     const job = await request(port, 'POST', '/jobs/fds', {}, agent);
     assert.is(job.json.result.ppid, zygotePid, 'the job was forked by the zygote, not by the service');
     jobPids.add(job.json.pid);
-    for (const [who, fds] of [['the job', job.json.result.fds], ['the zygote', fdsOf(zygotePid)]]) {
+    for (const [who, fds] of [['the job', job.json.result.fds], ['the zygote', fdTargets(zygotePid)]]) {
       const leaked = [...shareable(fds).keys()].filter((t) => serviceFds.has(t));
       assert.equal(leaked, [], `${who} holds none of the service's: ${leaked.map((t) => `${t} (fd ${shareable(fds).get(t)} there, ${serviceFds.get(t)} in the service)`).join(' ')}`);
     }
