@@ -15,9 +15,9 @@ import { forkdTimers } from './tracking';
 import { DEFAULT_TERM_GRACE_MS } from '../child/sigterm';
 import { fsWritesInFlight, whenFsWritesSettle } from './write-tracking';
 import { runJobInChild } from '../child/job-child';
-import type { ChildOutcome, OutputTarget, RunContext, ValidatedOptions } from './job-types';
+import type { ChildOutcome, ExitInfo, ForkedChild, OutputTarget, RunContext, ValidatedOptions } from './job-types';
 
-export type { OutputTarget, RunContext } from './job-types';
+export type { ExitInfo, ForkedChild, OutputTarget, RunContext } from './job-types';
 
 export interface ForkRunOptions {
   /** Send the child's stdout to this file. */
@@ -64,31 +64,6 @@ export function checkOptionKeys(options: object, known: readonly string[], of: s
     if (known.includes(key)) continue;
     throw new ForkdError('FORKD_ERR_INVALID_ARG', `${prefix}.${key} is not an option of ${of}${hint[key] !== undefined ? `: ${hint[key]}` : ''} (its options: ${known.join(', ')})`);
   }
-}
-
-export interface ExitInfo<T> {
-  pid: number;
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  coreDumped: boolean;
-  result?: T;
-  error?: { name: string; message: string; stack?: string; code?: string };
-  durationMs: number;
-  rusage: { userMs: number; systemMs: number; maxRssKb: number };
-  /** It was terminated because its timeoutMs passed. */
-  timedOut: boolean;
-  /** It was terminated because its signal aborted. */
-  aborted: boolean;
-}
-
-export interface ForkedChild<T> {
-  pid: number;
-  exited: Promise<ExitInfo<T>>;
-  /** Sends a signal (default SIGTERM); false once the child has exited. */
-  kill(signal?: NodeJS.Signals | number): boolean;
-  /** Let this process exit while the child still runs (like ChildProcess.unref()). */
-  unref(): void;
-  ref(): void;
 }
 
 interface Pending {

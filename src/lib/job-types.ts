@@ -1,7 +1,8 @@
 // Runs on both sides of a forkRun() fork: the shapes the caller's options
-// take once validated, the context a job gets, and the outcome the child
-// reports. Kept apart so the child's code (src/child/) and the caller's
-// (src/lib/fork-run.ts) share them without importing each other.
+// take once validated, the context a job gets, the outcome the child
+// reports, and the child as its caller holds it. Kept apart so the child's
+// code (src/child/), the caller's (src/lib/fork-run.ts) and a run's lifetime
+// (src/lib/run-lifetime.ts) share them without importing each other.
 
 export interface RunContext {
   /** The child's pid. */
@@ -34,4 +35,30 @@ export interface ValidatedOptions {
   keepFds: number[];
   /** ms a job that listens to ctx.signal has, from the first SIGTERM, to end; null: unbounded. */
   termGraceMs: number | null;
+}
+
+/** How a forkRun child ended, as its `exited` promise resolves. */
+export interface ExitInfo<T> {
+  pid: number;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  coreDumped: boolean;
+  result?: T;
+  error?: { name: string; message: string; stack?: string; code?: string };
+  durationMs: number;
+  rusage: { userMs: number; systemMs: number; maxRssKb: number };
+  /** It was terminated because its timeoutMs passed. */
+  timedOut: boolean;
+  /** It was terminated because its signal aborted. */
+  aborted: boolean;
+}
+
+export interface ForkedChild<T> {
+  pid: number;
+  exited: Promise<ExitInfo<T>>;
+  /** Sends a signal (default SIGTERM); false once the child has exited. */
+  kill(signal?: NodeJS.Signals | number): boolean;
+  /** Let this process exit while the child still runs (like ChildProcess.unref()). */
+  unref(): void;
+  ref(): void;
 }

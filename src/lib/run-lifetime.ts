@@ -8,7 +8,7 @@ import { constants } from 'node:os';
 import { ForkdError, invalidArg } from '../errors';
 import { native } from '../native';
 import { MAX_TIMEOUT_MS, checkTimeoutMs } from '../protocol/run-request';
-import type { ExitInfo, ForkedChild } from './fork-run';
+import type { ExitInfo, ForkedChild } from './job-types';
 import { forkdTimers } from './tracking';
 
 const SIGTERM = constants.signals.SIGTERM;
